@@ -1,0 +1,198 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CasMismatchError } from '../errors.js';
+import type { LeaseStore } from './LeaseStore.js';
+
+export interface TestAdapterOptions {
+  /** Creates a fresh store. Called once per suite; keys are namespaced per test so stores may be shared. */
+  readonly create: () => Promise<LeaseStore> | LeaseStore;
+  /** When set, the suite is skipped with this reason printed loudly (e.g. "no Redis at redis://127.0.0.1:6379"). */
+  readonly skip?: string | false;
+}
+
+let uniqueCounter = 0;
+function uniqueKey(label: string): string {
+  uniqueCounter += 1;
+  return `conformance/${process.pid}/${uniqueCounter}/${label}`;
+}
+
+/**
+ * The one conformance suite every adapter must pass. An adapter's test file is one call:
+ * `testAdapter('redis', { create: () => new RedisLeaseStore({ url }) })`.
+ */
+export function testAdapter(name: string, options: TestAdapterOptions): void {
+  if (options.skip) {
+    console.warn(`\n!!! SKIPPING ${name} store conformance: ${options.skip}\n`);
+    describe.skip(`${name} store conformance`, () => {
+      it('skipped', () => {});
+    });
+    return;
+  }
+  describe(`${name} store conformance`, () => {
+    let store: LeaseStore;
+    beforeAll(async () => {
+      store = await options.create();
+    });
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    it('declares its capabilities and a kind', () => {
+      expect(typeof store.kind).toBe('string');
+      for (const flag of ['watch', 'storeClock', 'durable', 'multiProcess'] as const) {
+        expect(typeof store.capabilities[flag]).toBe('boolean');
+      }
+      expect(typeof store.watch === 'function').toBe(store.capabilities.watch);
+    });
+
+    it('reads an absent key as undefined', async () => {
+      expect(await store.read(uniqueKey('absent'))).toBeUndefined();
+    });
+
+    it('creates from absent, then reads back the value and version', async () => {
+      const key = uniqueKey('create');
+      const version = await store.compareAndSet(key, null, { holder: 'a', epoch: 1 });
+      expect(typeof version).toBe('string');
+      const entry = await store.read(key);
+      expect(entry?.value).toEqual({ holder: 'a', epoch: 1 });
+      expect(entry?.version).toBe(version);
+    });
+
+    it('rejects a create when the key exists, with a typed mismatch naming the actual version', async () => {
+      const key = uniqueKey('create-twice');
+      const v1 = await store.compareAndSet(key, null, { n: 1 });
+      const err = await store.compareAndSet(key, null, { n: 2 }).catch((e: unknown) => e);
+      expect(CasMismatchError.is(err)).toBe(true);
+      expect((err as CasMismatchError).code).toBe('ERR_CAS_MISMATCH');
+      expect((err as CasMismatchError).actualVersion).toBe(v1);
+      expect((await store.read(key))?.value).toEqual({ n: 1 });
+    });
+
+    it('updates only from the current version; every write yields a new version', async () => {
+      const key = uniqueKey('update');
+      const v1 = await store.compareAndSet(key, null, { n: 1 });
+      const v2 = await store.compareAndSet(key, v1, { n: 2 });
+      expect(v2).not.toBe(v1);
+      const stale = await store.compareAndSet(key, v1, { n: 3 }).catch((e: unknown) => e);
+      expect(CasMismatchError.is(stale)).toBe(true);
+      const v3 = await store.compareAndSet(key, v2, { n: 2 });
+      expect(v3).not.toBe(v2);
+      expect(await store.read(key)).toMatchObject({ value: { n: 2 }, version: v3 });
+    });
+
+    it('rejects an update of an absent key', async () => {
+      const key = uniqueKey('update-absent');
+      const err = await store.compareAndSet(key, '12345', { n: 1 }).catch((e: unknown) => e);
+      expect(CasMismatchError.is(err)).toBe(true);
+      expect(await store.read(key)).toBeUndefined();
+    });
+
+    it('round-trips JSON values exactly', async () => {
+      const key = uniqueKey('json');
+      const value = { s: 'ünïcødé "q"', n: -1.5, big: 2 ** 52, t: true, f: false, z: null, a: [1, [2, { b: [] }]], o: {} };
+      await store.compareAndSet(key, null, value);
+      expect((await store.read(key))?.value).toEqual(value);
+    });
+
+    it('commits several keys all-or-nothing', async () => {
+      const a = uniqueKey('tx-a');
+      const b = uniqueKey('tx-b');
+      const va = await store.compareAndSet(a, null, { n: 1 });
+      const [va2, vb] = await store.commit([
+        { key: a, expectedVersion: va, value: { n: 2 } },
+        { key: b, expectedVersion: null, value: { n: 1 } },
+      ]);
+      expect((await store.read(a))?.version).toBe(va2);
+      expect((await store.read(b))?.version).toBe(vb);
+      // b's expectation is stale: nothing at all may be applied, not even a's write.
+      const err = await store
+        .commit([
+          { key: a, expectedVersion: va2!, value: { n: 3 } },
+          { key: b, expectedVersion: null, value: { n: 9 } },
+        ])
+        .catch((e: unknown) => e);
+      expect(CasMismatchError.is(err)).toBe(true);
+      expect((err as CasMismatchError).key).toBe(b);
+      expect((await store.read(a))?.value).toEqual({ n: 2 });
+      expect((await store.read(b))?.value).toEqual({ n: 1 });
+    });
+
+    it('checks a version without writing it (fencing a write on another key)', async () => {
+      const lease = uniqueKey('check-lease');
+      const data = uniqueKey('check-data');
+      const vl = await store.compareAndSet(lease, null, { epoch: 1 });
+      const [checked, vd] = await store.commit([
+        { key: lease, expectedVersion: vl },
+        { key: data, expectedVersion: null, value: { by: 1 } },
+      ]);
+      expect(checked).toBe(vl);
+      expect((await store.read(lease))?.version).toBe(vl);
+      await store.compareAndSet(lease, vl, { epoch: 2 });
+      const err = await store
+        .commit([
+          { key: lease, expectedVersion: vl },
+          { key: data, expectedVersion: vd!, value: { by: 1, again: true } },
+        ])
+        .catch((e: unknown) => e);
+      expect(CasMismatchError.is(err)).toBe(true);
+      expect((await store.read(data))?.value).toEqual({ by: 1 });
+    });
+
+    it('lets exactly one of many concurrent writers win each version', async () => {
+      const key = uniqueKey('race');
+      const v0 = await store.compareAndSet(key, null, { epoch: 0 });
+      const attempts = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => store.compareAndSet(key, v0, { epoch: 1, holder: `n${i}` })),
+      );
+      const won = attempts.filter((a) => a.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      for (const lost of attempts.filter((a) => a.status === 'rejected')) {
+        expect(CasMismatchError.is((lost as PromiseRejectedResult).reason)).toBe(true);
+      }
+    });
+
+    it('rejects promptly when the signal is already aborted', async () => {
+      const controller = new AbortController();
+      controller.abort();
+      await expect(store.read(uniqueKey('aborted'), { signal: controller.signal })).rejects.toBeDefined();
+    });
+
+    it('reports store-clock times when it declares storeClock', async () => {
+      const key = uniqueKey('clock');
+      await store.compareAndSet(key, null, { n: 1 });
+      const entry = await store.read(key);
+      if (store.capabilities.storeClock) {
+        expect(typeof entry?.writtenAtMs).toBe('number');
+        expect(typeof entry?.readAtMs).toBe('number');
+        expect(entry!.readAtMs!).toBeGreaterThanOrEqual(entry!.writtenAtMs!);
+      } else {
+        expect(entry?.writtenAtMs).toBeUndefined();
+      }
+    });
+
+    it('notifies a watcher after a write, and not after it unsubscribes', async () => {
+      if (!store.watch) return;
+      const key = uniqueKey('watch');
+      let calls = 0;
+      let resolveFirst!: () => void;
+      const first = new Promise<void>((r) => {
+        resolveFirst = r;
+      });
+      const unsubscribe = store.watch(key, () => {
+        calls += 1;
+        resolveFirst();
+      });
+      // Backends that subscribe over the network need a moment before the subscription is live.
+      await new Promise((r) => setTimeout(r, 150));
+      await store.compareAndSet(key, null, { n: 1 });
+      await Promise.race([first, new Promise((_, reject) => setTimeout(() => reject(new Error('no watch event within 5 s')), 5000))]);
+      expect(calls).toBeGreaterThanOrEqual(1);
+      unsubscribe();
+      await new Promise((r) => setTimeout(r, 100));
+      const before = calls;
+      const entry = await store.read(key);
+      await store.compareAndSet(key, entry!.version, { n: 2 });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(calls).toBe(before);
+    });
+  });
+}
