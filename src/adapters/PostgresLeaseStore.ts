@@ -197,7 +197,10 @@ export class PostgresLeaseStore implements LeaseStore {
 
   watch(key: string, onChange: () => void): Unsubscribe {
     let set = this.watchers.get(key);
-    if (!set) this.watchers.set(key, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.watchers.set(key, set);
+    }
     const listener = () => onChange();
     set.add(listener);
     this.ensureListener();
