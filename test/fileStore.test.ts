@@ -112,6 +112,15 @@ describe('FileLeaseStore: files on disk', () => {
     expect(await store.read('nan')).toBeUndefined();
   });
 
+  it('removes temp files left by writers that died mid-commit, and nothing else', async () => {
+    const orphan = `${statePath}.4242.${'ab'.repeat(12)}.tmp`;
+    await writeFile(orphan, '{"half": ');
+    await writeFile(`${statePath}.bak`, 'operator backup');
+    await writeFile(join(dir, 'unrelated.1.tmp'), 'not ours');
+    await open().compareAndSet('k', null, { n: 1 });
+    expect((await readdir(dir)).sort()).toEqual(['orchestrator-state.json', 'orchestrator-state.json.bak', 'unrelated.1.tmp']);
+  });
+
   it('reads a missing file as empty without creating anything', async () => {
     statePath = join(dir, 'missing', 'orchestrator-state.json');
     expect(await open().read('k')).toBeUndefined();

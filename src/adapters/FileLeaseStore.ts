@@ -155,6 +155,8 @@ export class FileLeaseStore implements LeaseStore {
   /** Commits from this instance queue here first, so they do not spin against each other on the lock file. */
   private localTail: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Set on the first commit and after breaking a stale lock: the moments leftovers of dead writers may exist. */
+  private needsSweep = true;
 
   private readonly subscriptions = new Set<Subscription>();
   private watcher: FSWatcher | undefined;
@@ -215,6 +217,10 @@ export class FileLeaseStore implements LeaseStore {
       let result: { versions: string[]; wrote: boolean };
       try {
         signal?.throwIfAborted();
+        if (this.needsSweep) {
+          this.needsSweep = false;
+          await this.sweepLeftovers();
+        }
         result = await this.commitLocked(ops, lock);
       } finally {
         await this.releaseLock(lock);
@@ -426,6 +432,7 @@ export class FileLeaseStore implements LeaseStore {
       const existing = await this.snapshotLock(this.lockPath);
       if (existing && this.isStale(existing)) {
         await this.breakStale(existing);
+        this.needsSweep = true;
         continue;
       }
       if (Date.now() >= deadline) {
@@ -437,6 +444,33 @@ export class FileLeaseStore implements LeaseStore {
       attempt += 1;
       const backoff = Math.min(2 ** Math.min(attempt, 6), 50);
       await sleep(Math.min(backoff / 2 + Math.random() * backoff, Math.max(1, deadline - Date.now())), signal);
+    }
+  }
+
+  /**
+   * Deletes temp files of writers that died mid-commit. Only called while holding the lock, and any temp file then
+   * belongs to a dead writer or to one whose lock was broken as stale; removing the latter's only makes its rename
+   * fail, which its own lock check would have done anyway. Moved-aside lock files are transient for a live breaker,
+   * so only old ones go.
+   */
+  private async sweepLeftovers(): Promise<void> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.dir);
+    } catch {
+      return;
+    }
+    const escaped = this.base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const temp = new RegExp(`^${escaped}\\.\\d+\\.[0-9a-f]{24}\\.tmp$`);
+    const aside = new RegExp(`^${escaped}\\.lock(\\.break)?\\.\\d+\\.[0-9a-f]{24}\\.stale$`);
+    for (const name of names) {
+      const full = resolve(this.dir, name);
+      try {
+        if (temp.test(name)) await fsp.unlink(full);
+        else if (aside.test(name) && Date.now() - (await fsp.lstat(full)).mtimeMs > this.lockStaleMs) await fsp.unlink(full);
+      } catch {
+        // Gone already, or not ours to remove: either way nothing to do.
+      }
     }
   }
 
