@@ -1,0 +1,221 @@
+import { Etcd3, type IOptions, type Namespace, type Watcher } from 'etcd3';
+import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
+import { type Logger, silentLogger } from '../logger.js';
+import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
+
+export interface EtcdLeaseStoreOptions {
+  /** Used when no `client` is given. Default: `ETCD_ENDPOINTS` (comma-separated), else `http://127.0.0.1:2379`. */
+  readonly hosts?: string | string[];
+  /**
+   * An existing client. The store never closes it (the caller owns it). Note that etcd3's default fault handling
+   * retries failed calls up to three times; a retried transaction that had in fact been applied then reports a
+   * mismatch. Stores that create their own client turn those retries off.
+   */
+  readonly client?: Etcd3;
+  /** Prepended to every key (an etcd3 namespace). Default `fenced-leader/`. */
+  readonly prefix?: string;
+  /** Upper bound for one call (also sent as the gRPC deadline). Default 5000 ms. */
+  readonly timeoutMs?: number;
+  readonly logger?: Logger;
+}
+
+type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/**
+ * Runs each call exactly once. etcd3's default global policy retries "recoverable" failures, which include a
+ * connection lost after the request was sent: replaying a compare-and-set that was already applied would turn a
+ * success into a spurious CasMismatchError, and a mismatch must mean "not applied". The caller retries instead.
+ * Only `execute` is used by etcd3, so this minimal object is enough.
+ */
+const runOnce = {
+  execute: <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) =>
+    Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
+} as unknown as GlobalPolicy;
+
+function defaultHosts(): string[] {
+  const fromEnv = (process.env.ETCD_ENDPOINTS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return fromEnv.length > 0 ? fromEnv : ['http://127.0.0.1:2379'];
+}
+
+// mod_revision is a positive int64. Anything else can never match; a non-canonical form such as "012" must not
+// match revision 12 either, since versions are compared as opaque strings.
+const REVISION = /^[1-9][0-9]{0,18}$/;
+
+/**
+ * A store on etcd v3. A key's version is its mod_revision; compareAndSet and commit are one etcd transaction that
+ * compares every expected revision (create_revision = 0 for "absent") and then puts, or else reads the keys back so a
+ * mismatch can name the actual versions, all in one round trip.
+ *
+ * storeClock is false: etcd responses carry revisions and raft terms but no time, and etcd offers no way to read
+ * its clock, so expiry must be judged by the elector's own monotonic clock.
+ */
+export class EtcdLeaseStore implements LeaseStore {
+  readonly kind = 'etcd';
+  readonly capabilities: StoreCapabilities = { watch: true, storeClock: false, durable: true, multiProcess: true };
+  private readonly client: Etcd3;
+  private readonly ownsClient: boolean;
+  private readonly ns: Namespace;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger;
+  private readonly watchers = new Set<() => void>();
+  private closed = false;
+
+  constructor(options: EtcdLeaseStoreOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.logger = options.logger ?? silentLogger;
+    if (options.client) {
+      this.client = options.client;
+      this.ownsClient = false;
+    } else {
+      this.client = new Etcd3({
+        hosts: options.hosts ?? defaultHosts(),
+        dialTimeout: this.timeoutMs,
+        faultHandling: { global: runOnce },
+      });
+      this.ownsClient = true;
+    }
+    this.ns = this.client.namespace(options.prefix ?? 'fenced-leader/');
+  }
+
+  async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
+    const response = await this.run('read', options, (deadline) => this.ns.get(key).options({ deadline }).exec());
+    const kv = response.kvs[0];
+    if (!kv) return undefined;
+    return { value: JSON.parse(kv.value.toString('utf8')) as Json, version: kv.mod_revision };
+  }
+
+  async compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
+    return (await this.commitOps('compareAndSet', [{ key, expectedVersion, value }], options))[0]!;
+  }
+
+  commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
+    return this.commitOps('commit', ops, options);
+  }
+
+  watch(key: string, onChange: () => void): Unsubscribe {
+    let cancelled = false;
+    let watcher: Watcher | undefined;
+    const notify = () => {
+      if (!cancelled) onChange();
+    };
+    const stop = () => {
+      if (cancelled) return;
+      cancelled = true;
+      this.watchers.delete(stop);
+      watcher?.cancel().catch((err: unknown) => this.logger.debug?.({ err, key }, 'etcd store: cancelling a watch failed'));
+    };
+    this.watchers.add(stop);
+    this.ns
+      .watch()
+      .key(key)
+      .create()
+      .then((created) => {
+        watcher = created;
+        created.on('put', notify);
+        created.on('delete', notify);
+        // etcd3 resumes a broken watch from its last revision, so nothing is lost; a spurious call is cheap insurance.
+        let disconnected = false;
+        created.on('disconnected', () => {
+          disconnected = true;
+        });
+        created.on('connected', () => {
+          if (disconnected) notify();
+          disconnected = false;
+        });
+        // An EventEmitter without an 'error' listener throws.
+        created.on('error', (err) => this.logger.warn({ err, key }, 'etcd store: watch error'));
+        if (cancelled) {
+          cancelled = false;
+          stop();
+        }
+      })
+      .catch((err: unknown) => this.logger.warn({ err, key }, 'etcd store: creating a watch failed'));
+    return stop;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const stop of [...this.watchers]) stop();
+    if (this.ownsClient) this.client.close();
+  }
+
+  private async commitOps(operation: string, ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
+    if (ops.length === 0) return [];
+    const keys = [...new Set(ops.map((op) => op.key))];
+    // A key written twice in one commit keeps its last value (etcd rejects two puts of one key in a transaction).
+    const lastValue = new Map<string, Json>();
+    for (const op of ops) if (op.value !== undefined) lastValue.set(op.key, op.value);
+
+    const response = await this.run(operation, options, (deadline) => {
+      const [first, ...rest] = ops.map(
+        (op) =>
+          (op.expectedVersion === null
+            ? [op.key, 'Create', '==', 0]
+            : REVISION.test(op.expectedVersion)
+              ? [op.key, 'Mod', '==', op.expectedVersion]
+              : [op.key, 'Mod', '<', 0]) as [string, 'Create' | 'Mod', '==' | '<', string | number],
+      );
+      const txn = this.ns.if(...first!).options({ deadline });
+      for (const compare of rest) txn.and(...compare);
+      return txn
+        .then(...[...lastValue].map(([key, value]) => this.ns.put(key).value(JSON.stringify(value))))
+        .else(...keys.map((key) => this.ns.get(key)))
+        .commit();
+    });
+
+    if (response.succeeded) {
+      const revision = response.header.revision;
+      return ops.map((op) => (op.value === undefined ? (op.expectedVersion as string) : revision));
+    }
+    const actual = new Map(keys.map((key, i) => [key, response.responses[i]?.response_range?.kvs[0]?.mod_revision ?? null]));
+    const failed = ops.find((op) => actual.get(op.key) !== op.expectedVersion) ?? ops[0]!;
+    throw new CasMismatchError(failed.key, failed.expectedVersion, actual.get(failed.key) ?? null);
+  }
+
+  /**
+   * Bounds a call by `timeoutMs` (also the gRPC deadline) and the caller's signal. An abandoned transaction may still
+   * be applied by etcd: that is the ambiguous outcome callers handle.
+   */
+  private run<T>(operation: string, options: CallOptions | undefined, work: (deadline: Date) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('EtcdLeaseStore is closed; create a new store.'));
+    const deadline = new Date(Date.now() + this.timeoutMs);
+    return bounded(`etcd ${operation}`, options?.signal, this.timeoutMs, () =>
+      work(deadline).catch((err: unknown) => {
+        throw toStoreError(operation, this.timeoutMs, err);
+      }),
+    );
+  }
+}
+
+function toStoreError(operation: string, timeoutMs: number, err: unknown): unknown {
+  if (err instanceof CasMismatchError || err instanceof StoreTimeoutError || err instanceof StoreUnavailableError) return err;
+  if (err instanceof Error && err.name === 'GRPCDeadlineExceededError') return new StoreTimeoutError(`etcd ${operation}`, timeoutMs);
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new StoreUnavailableError('etcd', message, { cause: err });
+}
+
+/**
+ * Runs `work` until it settles, the signal aborts (rejecting with the abort reason) or `timeoutMs` passes (rejecting
+ * with StoreTimeoutError).
+ */
+function bounded<T>(operation: string, signal: AbortSignal | undefined, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    };
+    const onAbort = () => finish(() => reject(signal!.reason));
+    const timer = setTimeout(() => finish(() => reject(new StoreTimeoutError(operation, timeoutMs))), timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work().then(
+      (value) => finish(() => resolve(value)),
+      (err: unknown) => finish(() => reject(err)),
+    );
+  });
+}
