@@ -1,4 +1,4 @@
-import { Etcd3, type IOptions, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, type IOptions, type Namespace, type Watcher } from 'etcd3';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
@@ -96,6 +96,7 @@ export class EtcdLeaseStore implements LeaseStore {
   }
 
   watch(key: string, onChange: () => void): Unsubscribe {
+    if (this.closed) return () => {};
     let cancelled = false;
     let watcher: Watcher | undefined;
     const notify = () => {
@@ -193,7 +194,8 @@ export class EtcdLeaseStore implements LeaseStore {
 
 function toStoreError(operation: string, timeoutMs: number, err: unknown): unknown {
   if (err instanceof CasMismatchError || err instanceof StoreTimeoutError || err instanceof StoreUnavailableError) return err;
-  if (err instanceof Error && err.name === 'GRPCDeadlineExceededError') return new StoreTimeoutError(`etcd ${operation}`, timeoutMs);
+  // etcd3's error classes do not set `name`, hence instanceof.
+  if (err instanceof GRPCDeadlineExceededError) return new StoreTimeoutError(`etcd ${operation}`, timeoutMs);
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   return new StoreUnavailableError('etcd', message, { cause: err });
 }

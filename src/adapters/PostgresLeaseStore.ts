@@ -196,6 +196,7 @@ export class PostgresLeaseStore implements LeaseStore {
   }
 
   watch(key: string, onChange: () => void): Unsubscribe {
+    if (this.closed) return () => {};
     let set = this.watchers.get(key);
     if (!set) {
       set = new Set();

@@ -144,6 +144,7 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   watch(key: string, onChange: () => void): Unsubscribe {
+    if (this.closed) return () => {};
     const channel = this.channel(key);
     let set = this.watchers.get(channel);
     if (!set) {

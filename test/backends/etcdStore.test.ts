@@ -78,7 +78,7 @@ describe.skipIf(!server.ok)('etcd store specifics', () => {
       setTimeout(() => controller.abort(new Error('caller gave up')), 50);
       await expect(pending).rejects.toThrow('caller gave up');
       const err = await viaProxy.read('abort').catch((e: unknown) => e);
-      expect(StoreTimeoutError.is(err)).toBe(true);
+      expect(StoreTimeoutError.is(err), String(err)).toBe(true);
     } finally {
       await viaProxy.close();
       await proxy.close();

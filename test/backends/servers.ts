@@ -44,9 +44,15 @@ async function probe(label: string, check: () => Promise<void>): Promise<Probe> 
 export function probeRedis(): Promise<Probe> {
   return probe(`Redis at ${REDIS_URL}`, async () => {
     const client = new Redis(REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    client.on('error', () => {});
+    let cause: Error | undefined;
+    client.on('error', (err: Error) => {
+      cause ??= err;
+    });
     try {
-      await client.connect();
+      // ioredis rejects with a bare "Connection is closed."; the 'error' event says why.
+      await client.connect().catch((err: Error) => {
+        throw cause ?? err;
+      });
       await client.ping();
     } finally {
       client.disconnect();
