@@ -89,7 +89,10 @@ export class MemoryLeaseStore implements LeaseStore {
 
   watch(key: string, onChange: () => void): Unsubscribe {
     let set = this.watchers.get(key);
-    if (!set) this.watchers.set(key, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.watchers.set(key, set);
+    }
     // Notify asynchronously, as every real backend does, so a watcher never runs inside a writer's call.
     const deferred = () => queueMicrotask(onChange);
     set.add(deferred);

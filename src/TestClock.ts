@@ -1,0 +1,72 @@
+import type { ElectionClock } from './clock.js';
+
+interface Timer {
+  readonly id: number;
+  readonly at: number;
+  readonly fn: () => void;
+}
+
+/**
+ * A manual clock for tests: nothing happens until `advance(ms)`, which fires every timer due in that span in time
+ * order (ties by creation order), including timers those timers set. Unlike XState's SimulatedClock it never skips
+ * a repeating timer. `flush()` lets promise callbacks (store replies in tests) run between timers.
+ */
+export class TestClock implements ElectionClock {
+  private time = 0;
+  private nextId = 1;
+  private readonly timers = new Map<number, Timer>();
+
+  constructor(private wall = 1_700_000_000_000) {}
+
+  now(): number {
+    return this.time;
+  }
+
+  wallNow(): number {
+    return this.wall + this.time;
+  }
+
+  setTimeout(fn: (...args: any[]) => void, timeoutMs: number): number {
+    const id = this.nextId++;
+    this.timers.set(id, { id, at: this.time + Math.max(0, timeoutMs), fn });
+    return id;
+  }
+
+  clearTimeout(id: unknown): void {
+    this.timers.delete(id as number);
+  }
+
+  /** Pending timers, soonest first. */
+  pending(): number[] {
+    return [...this.timers.values()].sort(byDue).map((t) => t.at);
+  }
+
+  /** Moves time forward by `ms`, firing due timers in order and letting microtasks settle after each. */
+  async advance(ms: number): Promise<void> {
+    const end = this.time + ms;
+    await flushMicrotasks();
+    for (;;) {
+      const next = [...this.timers.values()].sort(byDue)[0];
+      if (!next || next.at > end) break;
+      this.timers.delete(next.id);
+      this.time = next.at;
+      next.fn();
+      await flushMicrotasks();
+    }
+    this.time = end;
+    await flushMicrotasks();
+  }
+
+  /** Jumps time forward *without* firing timers in between, as a paused process experiences it. */
+  jump(ms: number): void {
+    this.time += ms;
+  }
+}
+
+function byDue(a: Timer, b: Timer): number {
+  return a.at - b.at || a.id - b.id;
+}
+
+async function flushMicrotasks(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}

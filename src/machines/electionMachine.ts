@@ -1,0 +1,453 @@
+import { and, assign, cancel, fromCallback, raise, setup } from 'xstate';
+import type { StoreEntry } from '../adapters/LeaseStore.js';
+import type { ElectionClock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { TimingOptions } from '../options.js';
+import { type LeaseRecord, leaseRecordSchema } from './leaseRecord.js';
+
+export type StalePolicy = 'rejoin' | 'shutdown';
+export type FenceReason = 'deadline-passed' | 'lease-lost' | 'higher-epoch';
+
+export interface ElectionInput {
+  readonly election: string;
+  readonly nodeId: string;
+  /** Store key of the lease record. */
+  readonly key: string;
+  readonly timing: TimingOptions;
+  readonly onStale: StalePolicy;
+  /** Opt-in: judge expiry by the store's own clock when the store has one (see docs/protocol.md). */
+  readonly trustStoreClock: boolean;
+  /** Only `now()` and `wallNow()` are read here; timers come from the same object passed as the actor's clock. */
+  readonly clock: ElectionClock;
+  readonly logger: Logger;
+  /** Whether the node stands for election from the start. */
+  readonly standing?: boolean;
+}
+
+/** What this node last learned about the lease, and when (on its own monotonic clock). */
+export interface Observation {
+  readonly version: string | null;
+  readonly record: LeaseRecord | undefined;
+  /** Monotonic time of the first reply that showed this version. */
+  readonly firstSeenAt: number;
+  readonly storeSaysExpired: boolean;
+}
+
+export interface ElectionContext {
+  readonly election: string;
+  readonly nodeId: string;
+  readonly key: string;
+  readonly timing: TimingOptions;
+  readonly onStale: StalePolicy;
+  readonly trustStoreClock: boolean;
+  readonly clock: ElectionClock;
+  readonly logger: Logger;
+  standing: boolean;
+  stopRequested: boolean;
+  observation: Observation | undefined;
+  /** Never decreases; acquisitions start above it even if the store forgot its data. */
+  highestEpochSeen: number;
+  /** The fencing token while leader; the last one held afterwards. */
+  epoch: number | undefined;
+  /** Version of our own last successful write of the lease. */
+  heldVersion: string | null;
+  heldRecord: LeaseRecord | undefined;
+  /** Monotonic time after which this node must not act as leader. */
+  deadlineAt: number;
+  requestId: number;
+  requestStartedAt: number;
+  fenceReason: FenceReason | undefined;
+  fenceCount: number;
+}
+
+export type ElectionEvent =
+  | { type: 'STOP'; release?: boolean }
+  | { type: 'RESIGN'; release?: boolean }
+  | { type: 'STAND' }
+  | { type: 'LEASE_CHANGED' }
+  | { type: 'lease.read'; requestId: number; entry: StoreEntry | undefined }
+  | { type: 'lease.written'; requestId: number; version: string }
+  | { type: 'lease.conflict'; requestId: number }
+  | { type: 'lease.failed'; requestId: number; error: unknown }
+  | { type: 'renew.deadline' };
+
+export interface ReadLeaseInput {
+  readonly requestId: number;
+  readonly key: string;
+}
+
+export interface WriteLeaseInput {
+  readonly requestId: number;
+  readonly key: string;
+  readonly expectedVersion: string | null;
+  readonly record: LeaseRecord;
+  readonly purpose: 'acquire' | 'renew' | 'release';
+}
+
+export interface LeaderWorkInput {
+  readonly token: number;
+  readonly nodeId: string;
+}
+
+/** Store replies arrive as events sent back by these actors, never as promises: see createStoreActors. */
+export type ReadLeaseReply = Extract<ElectionEvent, { type: 'lease.read' | 'lease.failed' }>;
+export type WriteLeaseReply = Extract<ElectionEvent, { type: 'lease.written' | 'lease.conflict' | 'lease.failed' }>;
+
+const notProvided = (name: string) =>
+  fromCallback<any, any>(({ sendBack, input }) => {
+    sendBack({
+      type: 'lease.failed',
+      requestId: input?.requestId,
+      error: new Error(`electionMachine needs the "${name}" actor: use createElector(), or machine.provide({ actors })`),
+    });
+  });
+
+function fields(context: ElectionContext, extra: object = {}): object {
+  return { election: context.election, nodeId: context.nodeId, epoch: context.epoch, ...extra };
+}
+
+function parseRecord(entry: StoreEntry | undefined): LeaseRecord | undefined | Error {
+  if (!entry) return undefined;
+  const parsed = leaseRecordSchema.safeParse(entry.value);
+  return parsed.success ? parsed.data : new Error(`malformed lease record: ${parsed.error.message}`);
+}
+
+function isoWall(context: ElectionContext): string {
+  // biome-ignore lint/style/noRestrictedGlobals: formats the injected wall-clock reading; reads no ambient time.
+  return new Date(context.clock.wallNow()).toISOString();
+}
+
+export const electionMachine = setup({
+  types: {
+    context: {} as ElectionContext,
+    events: {} as ElectionEvent,
+    input: {} as ElectionInput,
+  },
+  actors: {
+    readLease: notProvided('readLease') as ReturnType<typeof fromCallback<any, ReadLeaseInput>>,
+    writeLease: notProvided('writeLease') as ReturnType<typeof fromCallback<any, WriteLeaseInput>>,
+    leaderWork: fromCallback<any, LeaderWorkInput>(() => {}),
+  },
+  delays: {
+    retryPeriod: ({ context }) => context.timing.retryPeriodMs,
+    requestTimeout: ({ context }) => context.timing.requestTimeoutMs,
+    // A leader's request may not outlive the leader's own deadline, and must leave room to try again before it.
+    leaderRequestTimeout: ({ context }) =>
+      Math.max(0, Math.min(context.timing.requestTimeoutMs, context.deadlineAt - context.clock.now())),
+    fencedDwell: ({ context }) => (context.onStale === 'rejoin' ? context.timing.retryPeriodMs : 0),
+  },
+  guards: {
+    isCurrentReply: ({ context, event }) => 'requestId' in event && event.requestId === context.requestId,
+    isStanding: ({ context }) => context.standing,
+    stopRequested: ({ context }) => context.stopRequested,
+    leaseIsAvailable: ({ context }) => {
+      const seen = context.observation;
+      if (!seen) return false;
+      if (!seen.record || seen.record.holder === null) return true;
+      if (seen.storeSaysExpired) return true;
+      const wait = Math.max(seen.record.leaseDurationMs, context.timing.leaseDurationMs);
+      return context.clock.now() - seen.firstSeenAt >= wait;
+    },
+    recordIsStillOurs: ({ context, event }) => {
+      if (event.type !== 'lease.read') return false;
+      const record = parseRecord(event.entry);
+      return record !== undefined && !(record instanceof Error) && record.holder === context.nodeId && record.epoch === context.epoch;
+    },
+    deadlinePassed: ({ context }) => context.clock.now() >= context.deadlineAt,
+    releaseRequested: ({ event }) => (event.type === 'STOP' || event.type === 'RESIGN') && event.release !== false,
+    shutsDownWhenStale: ({ context }) => context.onStale === 'shutdown',
+  },
+  actions: {
+    startRequest: assign(({ context }) => ({
+      requestId: context.requestId + 1,
+      requestStartedAt: context.clock.now(),
+    })),
+    observe: assign(({ context, event }) => {
+      if (event.type !== 'lease.read') return {};
+      const record = parseRecord(event.entry);
+      if (record instanceof Error) {
+        context.logger.error(fields(context, { err: record.message }), 'lease record is malformed; not touching it');
+        return {};
+      }
+      const version = event.entry?.version ?? null;
+      const previous = context.observation;
+      const firstSeenAt = previous && previous.version === version ? previous.firstSeenAt : context.clock.now();
+      const entry = event.entry;
+      const storeSaysExpired =
+        context.trustStoreClock &&
+        record !== undefined &&
+        entry?.readAtMs !== undefined &&
+        entry.writtenAtMs !== undefined &&
+        entry.readAtMs - entry.writtenAtMs >= record.leaseDurationMs;
+      return {
+        observation: { version, record, firstSeenAt, storeSaysExpired },
+        highestEpochSeen: Math.max(context.highestEpochSeen, record?.epoch ?? 0),
+      };
+    }),
+    forgetObservation: assign({ observation: undefined }),
+    becomeLeader: assign(({ context, event }) => {
+      if (event.type !== 'lease.written' || !context.heldRecord) return {};
+      const epoch = context.heldRecord.epoch;
+      context.logger.info(fields(context, { epoch }), 'acquired leadership');
+      return {
+        epoch,
+        heldVersion: event.version,
+        highestEpochSeen: Math.max(context.highestEpochSeen, epoch),
+        deadlineAt: context.requestStartedAt + context.timing.renewDeadlineMs,
+        fenceReason: undefined,
+      };
+    }),
+    prepareAcquire: assign(({ context }) => {
+      const epoch = Math.max(context.observation?.record?.epoch ?? 0, context.highestEpochSeen) + 1;
+      const now = isoWall(context);
+      const record: LeaseRecord = {
+        holder: context.nodeId,
+        epoch,
+        leaseDurationMs: context.timing.leaseDurationMs,
+        renewals: 0,
+        acquiredAt: now,
+        renewedAt: now,
+      };
+      return { heldRecord: record };
+    }),
+    prepareRenew: assign(({ context }) => ({
+      heldRecord: context.heldRecord && {
+        ...context.heldRecord,
+        renewals: context.heldRecord.renewals + 1,
+        renewedAt: isoWall(context),
+      },
+    })),
+    extendDeadline: assign(({ context, event }) => {
+      if (event.type !== 'lease.written') return {};
+      // Counted from when the request was *sent*: the store may have applied it at any moment after that.
+      return { heldVersion: event.version, deadlineAt: context.requestStartedAt + context.timing.renewDeadlineMs };
+    }),
+    rememberWrite: assign(({ event }) => (event.type === 'lease.written' ? { heldVersion: event.version } : {})),
+    adoptOwnVersion: assign(({ context, event }) => {
+      if (event.type !== 'lease.read' || !event.entry) return {};
+      const record = parseRecord(event.entry);
+      // Our earlier renewal was applied but its reply was lost: continue from that version, without extending the deadline.
+      return { heldVersion: event.entry.version, heldRecord: record instanceof Error ? context.heldRecord : record };
+    }),
+    armDeadline: raise({ type: 'renew.deadline' }, {
+      id: 'renew-deadline',
+      delay: ({ context }) => Math.max(0, context.deadlineAt - context.clock.now()),
+    }),
+    disarmDeadline: cancel('renew-deadline'),
+    fence: assign(({ context }, params: { reason: FenceReason }) => {
+      context.logger.warn(fields(context, { reason: params.reason }), 'fenced: stopped acting as leader');
+      return { fenceReason: params.reason, fenceCount: context.fenceCount + 1, observation: undefined };
+    }),
+    fenceOnRecord: assign(({ context, event }) => {
+      const record = event.type === 'lease.read' ? parseRecord(event.entry) : undefined;
+      const reason: FenceReason =
+        record && !(record instanceof Error) && record.epoch > (context.epoch ?? 0) ? 'higher-epoch' : 'lease-lost';
+      context.logger.warn(
+        fields(context, { reason, holder: record instanceof Error ? undefined : record?.holder }),
+        'fenced: the lease record is no longer ours',
+      );
+      return {
+        fenceReason: reason,
+        fenceCount: context.fenceCount + 1,
+        observation: undefined,
+        highestEpochSeen: Math.max(context.highestEpochSeen, record instanceof Error ? 0 : (record?.epoch ?? 0)),
+      };
+    }),
+    stopStanding: assign({ standing: false }),
+    startStanding: assign({ standing: true }),
+    requestStop: assign({ stopRequested: true }),
+    logStoreFailure: ({ context, event }) => {
+      const error = event.type === 'lease.failed' ? event.error : 'timed out';
+      context.logger.warn(fields(context, { err: error instanceof Error ? error.message : String(error) }), 'store call failed');
+    },
+    logRequestTimeout: ({ context }) => {
+      context.logger.warn(fields(context, { requestId: context.requestId }), 'store call timed out; a late reply will be ignored');
+    },
+    logReleased: ({ context }) => context.logger.info(fields(context), 'released the lease'),
+  },
+}).createMachine({
+  id: 'election',
+  context: ({ input }) => ({
+    election: input.election,
+    nodeId: input.nodeId,
+    key: input.key,
+    timing: input.timing,
+    onStale: input.onStale,
+    trustStoreClock: input.trustStoreClock,
+    clock: input.clock,
+    logger: input.logger,
+    standing: input.standing ?? true,
+    stopRequested: false,
+    observation: undefined,
+    highestEpochSeen: 0,
+    epoch: undefined,
+    heldVersion: null,
+    heldRecord: undefined,
+    deadlineAt: Number.NEGATIVE_INFINITY,
+    requestId: 0,
+    requestStartedAt: 0,
+    fenceReason: undefined,
+    fenceCount: 0,
+  }),
+  initial: 'follower',
+  on: {
+    STOP: { target: '.shutdown' },
+    STAND: { actions: 'startStanding' },
+    RESIGN: { actions: 'stopStanding' },
+  },
+  states: {
+    follower: {
+      initial: 'reading',
+      states: {
+        reading: {
+          entry: 'startRequest',
+          invoke: {
+            id: 'read-lease',
+            src: 'readLease',
+            input: ({ context }) => ({ requestId: context.requestId, key: context.key }),
+          },
+          on: {
+            'lease.read': { guard: 'isCurrentReply', target: 'deciding', actions: 'observe' },
+            'lease.failed': { guard: 'isCurrentReply', target: 'waiting', actions: 'logStoreFailure' },
+          },
+          after: { requestTimeout: { target: 'waiting', actions: 'logRequestTimeout' } },
+        },
+        deciding: {
+          always: [
+            { guard: 'isStanding', target: 'checkingExpiry' },
+            { target: 'waiting' },
+          ],
+        },
+        checkingExpiry: {
+          always: [{ guard: 'leaseIsAvailable', target: '#election.candidate' }, { target: 'waiting' }],
+        },
+        waiting: {
+          after: { retryPeriod: 'reading' },
+          on: { LEASE_CHANGED: 'reading' },
+        },
+        releasing: {
+          entry: 'startRequest',
+          invoke: {
+            id: 'release-lease',
+            src: 'writeLease',
+            input: ({ context }) => ({
+              requestId: context.requestId,
+              key: context.key,
+              expectedVersion: context.heldVersion,
+              record: { ...context.heldRecord!, holder: null, renewedAt: isoWall(context) },
+              purpose: 'release' as const,
+            }),
+          },
+          on: {
+            'lease.written': { guard: 'isCurrentReply', target: 'released', actions: 'logReleased' },
+            'lease.conflict': { guard: 'isCurrentReply', target: 'released' },
+            'lease.failed': { guard: 'isCurrentReply', target: 'released', actions: 'logStoreFailure' },
+          },
+          // The old deadline still bounds the release: past it, the lease is expiring anyway.
+          after: { requestTimeout: { target: 'released', actions: 'logRequestTimeout' } },
+        },
+        released: {
+          always: [{ guard: 'stopRequested', target: '#election.shutdown' }, { target: 'waiting' }],
+        },
+      },
+    },
+    candidate: {
+      entry: ['prepareAcquire', 'startRequest'],
+      invoke: {
+        id: 'acquire-lease',
+        src: 'writeLease',
+        input: ({ context }) => ({
+          requestId: context.requestId,
+          key: context.key,
+          expectedVersion: context.observation?.version ?? null,
+          record: context.heldRecord!,
+          purpose: 'acquire' as const,
+        }),
+      },
+      on: {
+        'lease.written': [
+          { guard: and(['isCurrentReply', 'isStanding']), target: 'leader', actions: 'becomeLeader' },
+          // resign() arrived while the acquisition was in flight: give back what we just won.
+          { guard: 'isCurrentReply', target: 'follower.releasing', actions: 'rememberWrite' },
+        ],
+        'lease.conflict': { guard: 'isCurrentReply', target: 'follower.reading', actions: 'forgetObservation' },
+        'lease.failed': { guard: 'isCurrentReply', target: 'follower.waiting', actions: ['logStoreFailure', 'forgetObservation'] },
+      },
+      after: { requestTimeout: { target: 'follower.waiting', actions: ['logRequestTimeout', 'forgetObservation'] } },
+    },
+    leader: {
+      entry: 'armDeadline',
+      exit: 'disarmDeadline',
+      invoke: {
+        id: 'leader-work',
+        src: 'leaderWork',
+        input: ({ context }) => ({ token: context.epoch!, nodeId: context.nodeId }),
+      },
+      initial: 'holding',
+      on: {
+        'renew.deadline': [
+          { guard: 'deadlinePassed', target: 'fenced', actions: { type: 'fence', params: { reason: 'deadline-passed' } } },
+          // Timers may fire a hair early; re-arm for the remainder.
+          { actions: ['disarmDeadline', 'armDeadline'] },
+        ],
+        STOP: [
+          { guard: 'releaseRequested', target: 'follower.releasing', actions: ['requestStop', 'stopStanding'] },
+          { target: 'shutdown' },
+        ],
+        RESIGN: [
+          { guard: 'releaseRequested', target: 'follower.releasing', actions: 'stopStanding' },
+          { target: 'follower.waiting', actions: 'stopStanding' },
+        ],
+      },
+      states: {
+        holding: {
+          after: { retryPeriod: 'renewing' },
+        },
+        renewing: {
+          entry: ['prepareRenew', 'startRequest'],
+          invoke: {
+            id: 'renew-lease',
+            src: 'writeLease',
+            input: ({ context }) => ({
+              requestId: context.requestId,
+              key: context.key,
+              expectedVersion: context.heldVersion,
+              record: context.heldRecord!,
+              purpose: 'renew' as const,
+            }),
+          },
+          on: {
+            'lease.written': { guard: 'isCurrentReply', target: 'holding', actions: ['extendDeadline', 'disarmDeadline', 'armDeadline'] },
+            'lease.conflict': { guard: 'isCurrentReply', target: 'verifying' },
+            'lease.failed': { guard: 'isCurrentReply', target: 'holding', actions: 'logStoreFailure' },
+          },
+          after: { leaderRequestTimeout: { target: 'holding', actions: 'logRequestTimeout' } },
+        },
+        verifying: {
+          entry: 'startRequest',
+          invoke: {
+            id: 'verify-lease',
+            src: 'readLease',
+            input: ({ context }) => ({ requestId: context.requestId, key: context.key }),
+          },
+          on: {
+            'lease.read': [
+              { guard: and(['isCurrentReply', 'recordIsStillOurs']), target: 'renewing', actions: 'adoptOwnVersion' },
+              { guard: 'isCurrentReply', target: '#election.fenced', actions: 'fenceOnRecord' },
+            ],
+            'lease.failed': { guard: 'isCurrentReply', target: 'holding', actions: 'logStoreFailure' },
+          },
+          after: { leaderRequestTimeout: { target: 'holding', actions: 'logRequestTimeout' } },
+        },
+      },
+    },
+    fenced: {
+      after: {
+        fencedDwell: [{ guard: 'shutsDownWhenStale', target: 'shutdown' }, { target: 'follower' }],
+      },
+    },
+    shutdown: { type: 'final' },
+  },
+});
+
+export type ElectionMachine = typeof electionMachine;
