@@ -1,0 +1,100 @@
+import { z } from 'zod';
+
+/**
+ * The recorded history of one run, one JSON object per line. The simulator writes it (`--trace FILE`), the live
+ * inspect recorder writes the `inspect` lines, the checkers read it, and the offline viewer draws it. `t` is
+ * real (virtual) time in milliseconds since the run began — never a node's own clock, which may be skewed.
+ */
+export const TRACE_FORMAT = 'fenced-leader-trace/v1';
+
+const base = { t: z.number() };
+
+export const traceLineSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('meta'),
+    format: z.literal(TRACE_FORMAT),
+    seed: z.union([z.number(), z.string()]).optional(),
+    nodes: z.array(z.string()),
+    /** Timing and scenario options, as given. */
+    options: z.record(z.string(), z.unknown()),
+    /** Assumptions the scenario violates on purpose (e.g. 'drift-beyond-max', 'long-pause'). */
+    violatedAssumptions: z.array(z.string()).default([]),
+  }),
+  z.object({
+    ...base,
+    kind: z.literal('transition'),
+    node: z.string(),
+    /** Dotted state path before and after, e.g. `leader.renewing`. */
+    from: z.string(),
+    to: z.string(),
+    /** Type of the event that caused it. */
+    event: z.string(),
+    epoch: z.number().nullable(),
+    /** The node's own monotonic clock reading at that instant. */
+    localTime: z.number().optional(),
+    /** The renew deadline on the node's own clock, when leader. */
+    deadlineAt: z.number().nullable().optional(),
+  }),
+  z.object({
+    ...base,
+    kind: z.literal('store'),
+    node: z.string(),
+    phase: z.enum(['request', 'applied', 'reply', 'lost-request', 'lost-reply', 'duplicate']),
+    op: z.enum(['read', 'write', 'commit']),
+    requestId: z.number(),
+    outcome: z.string().optional(),
+    key: z.string().optional(),
+    version: z.string().nullable().optional(),
+  }),
+  z.object({
+    ...base,
+    kind: z.literal('fault'),
+    fault: z.enum(['partition', 'heal', 'pause', 'resume', 'crash', 'restart', 'clock-jump', 'drift', 'loss', 'store-wipe']),
+    node: z.string().optional(),
+    /** How long the fault lasts (if scheduled with an end), and fault-specific details. */
+    durationMs: z.number().optional(),
+    detail: z.record(z.string(), z.unknown()).optional(),
+  }),
+  z.object({
+    ...base,
+    kind: z.literal('resource'),
+    node: z.string(),
+    token: z.number(),
+    accepted: z.boolean(),
+    highWater: z.number(),
+  }),
+  z.object({
+    ...base,
+    kind: z.literal('violation'),
+    checker: z.string(),
+    message: z.string(),
+    nodes: z.array(z.string()).optional(),
+    /** True when the violated property is only promised under assumptions this run broke on purpose. */
+    expected: z.boolean().optional(),
+  }),
+  z.object({
+    ...base,
+    kind: z.literal('inspect'),
+    node: z.string(),
+    /** An XState inspection event in @statelyai/inspect's wire format. */
+    event: z.record(z.string(), z.unknown()),
+  }),
+]);
+
+export type TraceLine = z.output<typeof traceLineSchema>;
+export type TraceLineOf<K extends TraceLine['kind']> = Extract<TraceLine, { kind: K }>;
+
+export function parseTrace(text: string): TraceLine[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line, i) => {
+      const parsed = traceLineSchema.safeParse(JSON.parse(line));
+      if (!parsed.success) throw new Error(`trace line ${i + 1} is not a fenced-leader trace line: ${parsed.error.message}`);
+      return parsed.data;
+    });
+}
+
+export function formatTrace(lines: readonly TraceLine[]): string {
+  return `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`;
+}
