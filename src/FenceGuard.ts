@@ -54,8 +54,12 @@ export class FenceGuard {
     for (;;) {
       await this.loadIfNeeded();
       this.check(token);
-      if (token === this.mark && this.storedVersion !== null) return;
       try {
+        if (token === this.mark && this.storedVersion !== null) {
+          // Nothing to raise, but another guard instance may have raised the stored mark since we read it.
+          await this.store.commit([{ key: this.key, expectedVersion: this.storedVersion ?? null }]);
+          return;
+        }
         this.storedVersion = await this.store.compareAndSet(this.key, this.storedVersion ?? null, { highWater: token });
         this.mark = token;
         return;
