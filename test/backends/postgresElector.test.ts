@@ -1,0 +1,4 @@
+import { postgres } from './backends.js';
+import { electorSuite } from './electorSuite.js';
+
+await electorSuite(postgres);
