@@ -6,13 +6,11 @@
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { EtcdLeaseStore } from '../../src/adapters/EtcdLeaseStore.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry, Unsubscribe } from '../../src/adapters/LeaseStore.js';
-import { PostgresLeaseStore } from '../../src/adapters/PostgresLeaseStore.js';
-import { RedisLeaseStore } from '../../src/adapters/RedisLeaseStore.js';
+import { type BackendName, openStore, type StoreRecipe } from '../fixtures/backendStores.js';
 import { DATABASE_URL, ETCD_ENDPOINTS, type Probe, probeEtcd, probePostgres, probeRedis, REDIS_URL } from './servers.js';
 
-export type BackendName = 'redis' | 'postgres' | 'etcd';
+export type { BackendName, StoreRecipe };
 
 export interface StoreSpec {
   /** Namespace: Redis key prefix, PostgreSQL schema, etcd key prefix. Letters, digits and _ only. */
@@ -31,7 +29,7 @@ export interface Backend {
   readonly storeClock: boolean;
   probe(): Promise<Probe>;
   create(spec: StoreSpec): LeaseStore;
-  /** Serialisable recipe for a child process: `createFromRecipe(recipe)` builds the same store there. */
+  /** Serialisable recipe for a child process: `openStore(recipe)` builds the same store there. */
   recipe(spec: StoreSpec): StoreRecipe;
   /** Removes everything stored under the namespace. */
   cleanup(ns: string): Promise<void>;
@@ -39,24 +37,9 @@ export interface Backend {
   bareClient(): Promise<{ roundTrip(): Promise<unknown>; close(): Promise<void> }>;
 }
 
-export interface StoreRecipe {
-  readonly backend: BackendName;
-  readonly ns: string;
-  readonly port?: number;
-  readonly timeoutMs?: number;
-}
-
 const redisUrl = new URL(REDIS_URL);
 const pgUrl = new URL(DATABASE_URL);
 const etcdUrl = new URL(ETCD_ENDPOINTS[0]!);
-
-function withPort(url: URL, port: number | undefined): string {
-  if (port === undefined) return url.toString();
-  const copy = new URL(url.toString());
-  copy.hostname = '127.0.0.1';
-  copy.port = String(port);
-  return copy.toString();
-}
 
 export const redis: Backend = {
   name: 'redis',
@@ -65,8 +48,8 @@ export const redis: Backend = {
   port: Number(redisUrl.port || 6379),
   storeClock: true,
   probe: probeRedis,
-  create: (spec) => new RedisLeaseStore({ url: withPort(redisUrl, spec.port), keyPrefix: `fl-test:${spec.ns}:`, timeoutMs: spec.timeoutMs }),
-  recipe: (spec) => ({ backend: 'redis', ...spec }),
+  create: (spec) => openStore(redis.recipe(spec)),
+  recipe: (spec) => ({ backend: 'redis', url: REDIS_URL, ...spec }),
   async cleanup(ns) {
     const admin = new Redis(REDIS_URL);
     try {
@@ -100,9 +83,8 @@ export const postgres: Backend = {
   port: Number(pgUrl.port || 5432),
   storeClock: true,
   probe: probePostgres,
-  create: (spec) =>
-    new PostgresLeaseStore({ connectionString: withPort(pgUrl, spec.port), schema: `fl_${spec.ns}`, timeoutMs: spec.timeoutMs }),
-  recipe: (spec) => ({ backend: 'postgres', ...spec }),
+  create: (spec) => openStore(postgres.recipe(spec)),
+  recipe: (spec) => ({ backend: 'postgres', url: DATABASE_URL, ...spec }),
   async cleanup(ns) {
     const admin = new pg.Client({ connectionString: DATABASE_URL });
     await admin.connect();
@@ -129,13 +111,8 @@ export const etcd: Backend = {
   port: Number(etcdUrl.port || 2379),
   storeClock: false,
   probe: probeEtcd,
-  create: (spec) =>
-    new EtcdLeaseStore({
-      hosts: spec.port === undefined ? ETCD_ENDPOINTS : `http://127.0.0.1:${spec.port}`,
-      prefix: `fl-test/${spec.ns}/`,
-      timeoutMs: spec.timeoutMs,
-    }),
-  recipe: (spec) => ({ backend: 'etcd', ...spec }),
+  create: (spec) => openStore(etcd.recipe(spec)),
+  recipe: (spec) => ({ backend: 'etcd', url: ETCD_ENDPOINTS[0]!, ...spec }),
   async cleanup(ns) {
     const admin = new Etcd3({ hosts: ETCD_ENDPOINTS });
     try {
@@ -156,9 +133,6 @@ export const etcd: Backend = {
 
 export const backends: Record<BackendName, Backend> = { redis, postgres, etcd };
 
-export function createFromRecipe(recipe: StoreRecipe): LeaseStore {
-  return backends[recipe.backend].create(recipe);
-}
 
 /** One store call as seen by the caller: when it started and settled (performance.now()), and how. */
 export interface CallRecord {
