@@ -1,0 +1,320 @@
+/**
+ * The decisions of the registry, the task board and the sweeper, as pure functions of (records read, the
+ * observer's monotonic `now`, a wall-clock ISO string for display). No I/O, no ambient time, no randomness: the
+ * store calls live in registry.ts/sweeper.ts, so a deterministic simulator can drive these directly.
+ */
+import type { Json } from '../adapters/LeaseStore.js';
+import { StaleClaimError, UnknownTaskError } from './errors.js';
+import type { AgentRecord, HandoffNote, HandoffReason, StaleMark, TaskBoard, TaskRecord } from './schema.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Agents
+
+export interface AgentIdentity {
+  readonly id: string;
+  readonly role: string;
+  readonly capabilities: readonly string[];
+}
+
+/** (Re)registration: a new incarnation, active, with the heartbeat counter continuing to rise. */
+export function registerRecord(previous: AgentRecord | undefined, identity: AgentIdentity, at: string): AgentRecord {
+  return {
+    id: identity.id,
+    role: identity.role,
+    capabilities: [...identity.capabilities],
+    state: 'active',
+    beat: previous ? previous.beat + 1 : 0,
+    incarnation: previous ? previous.incarnation + 1 : 1,
+    registeredAt: at,
+    lastBeatAt: at,
+    staleMark: previous?.staleMark ?? null,
+    handoff: previous?.handoff ?? null,
+  };
+}
+
+export function heartbeatRecord(record: AgentRecord, at: string): AgentRecord {
+  return { ...record, beat: record.beat + 1, lastBeatAt: at };
+}
+
+export function deregisterRecord(record: AgentRecord, at: string): AgentRecord {
+  return { ...record, state: 'gone', beat: record.beat + 1, lastBeatAt: at };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Liveness, judged on the observer's own monotonic clock
+
+export interface AgentObservation {
+  readonly incarnation: number;
+  readonly beat: number;
+  /** Observer's monotonic time when it first saw this (incarnation, beat). */
+  readonly firstSeenAt: number;
+}
+
+export type Liveness = ReadonlyMap<string, AgentObservation>;
+
+/**
+ * Folds one read of the agents into what this observer knows. An agent's silence is measured from the first
+ * reply that showed its current heartbeat counter, on this node's clock only: wall clocks are never compared.
+ */
+export function observeAgents(previous: Liveness, agents: readonly AgentRecord[], now: number): Map<string, AgentObservation> {
+  const next = new Map<string, AgentObservation>();
+  for (const agent of agents) {
+    const seen = previous.get(agent.id);
+    if (seen && seen.beat === agent.beat && seen.incarnation === agent.incarnation) next.set(agent.id, seen);
+    else next.set(agent.id, { incarnation: agent.incarnation, beat: agent.beat, firstSeenAt: now });
+  }
+  return next;
+}
+
+export function silentForMs(observation: AgentObservation | undefined, now: number): number {
+  return observation ? Math.max(0, now - observation.firstSeenAt) : 0;
+}
+
+/** `stale` when marked so in the store, or when this observer has not seen a heartbeat for `staleAfterMs`. */
+export function judgeAgent(agent: AgentRecord, observation: AgentObservation | undefined, now: number, staleAfterMs: number): AgentRecord['state'] {
+  if (agent.state !== 'active') return agent.state;
+  return silentForMs(observation, now) >= staleAfterMs ? 'stale' : 'active';
+}
+
+/** When the next sweep is worth running: at the earliest moment an active agent could turn stale, at most `intervalMs`. */
+export function nextSweepDelay(liveness: Liveness, agents: readonly AgentRecord[], now: number, staleAfterMs: number, intervalMs: number): number {
+  let delay = intervalMs;
+  for (const agent of agents) {
+    if (agent.state !== 'active') continue;
+    const seen = liveness.get(agent.id);
+    if (!seen) continue;
+    delay = Math.min(delay, seen.firstSeenAt + staleAfterMs - now);
+  }
+  return Math.max(1, Math.ceil(delay));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tasks
+
+export interface NewTask {
+  readonly id: string;
+  readonly kind: string;
+  readonly payload: Json;
+}
+
+export function emptyBoard(): TaskBoard {
+  return { nextSeq: 0, tasks: {} };
+}
+
+export function addTasks(board: TaskBoard, tasks: readonly NewTask[], at: string): TaskBoard {
+  const next: TaskBoard = { nextSeq: board.nextSeq, tasks: { ...board.tasks } };
+  for (const task of tasks) {
+    next.tasks[task.id] = {
+      id: task.id,
+      seq: next.nextSeq++,
+      kind: task.kind,
+      payload: task.payload,
+      state: 'queued',
+      claimToken: 0,
+      claimedBy: null,
+      claimedAt: null,
+      assignee: null,
+      requeues: 0,
+      handoff: null,
+      completedBy: null,
+      completedToken: null,
+      completedAt: null,
+      result: null,
+      createdAt: at,
+    };
+  }
+  return next;
+}
+
+export interface ClaimFilter {
+  /** Only tasks of these kinds (default: any). */
+  readonly kinds?: readonly string[] | undefined;
+}
+
+/** Claims the oldest queued task this agent may take; the claim token rises by one. */
+export function claimNext(board: TaskBoard, agentId: string, filter: ClaimFilter, at: string): { board: TaskBoard; task: TaskRecord } | undefined {
+  const candidates = Object.values(board.tasks)
+    .filter((t) => t.state === 'queued' && (t.assignee === null || t.assignee === agentId))
+    .filter((t) => !filter.kinds || filter.kinds.includes(t.kind))
+    // Tasks reserved for this agent first, then submission order.
+    .sort((a, b) => Number(b.assignee === agentId) - Number(a.assignee === agentId) || a.seq - b.seq);
+  const chosen = candidates[0];
+  if (!chosen) return undefined;
+  const task: TaskRecord = { ...chosen, state: 'claimed', claimToken: chosen.claimToken + 1, claimedBy: agentId, claimedAt: at, assignee: null };
+  return { board: { ...board, tasks: { ...board.tasks, [task.id]: task } }, task };
+}
+
+/** Accepts a completion only from the current claim: same agent, same token, still claimed. */
+export function completeTask(board: TaskBoard, taskId: string, agentId: string, claimToken: number, result: Json, at: string): TaskBoard {
+  const task = board.tasks[taskId];
+  if (!task) throw new UnknownTaskError(taskId);
+  if (task.state !== 'claimed' || task.claimToken !== claimToken || task.claimedBy !== agentId) {
+    throw new StaleClaimError(taskId, agentId, claimToken, { token: task.claimToken, holder: task.claimedBy, state: task.state });
+  }
+  const done: TaskRecord = { ...task, state: 'completed', completedBy: agentId, completedToken: claimToken, completedAt: at, result };
+  return { ...board, tasks: { ...board.tasks, [taskId]: done } };
+}
+
+function requeue(task: TaskRecord, handoff: HandoffNote, assignee: string | null): TaskRecord {
+  return { ...task, state: 'queued', claimedBy: null, claimedAt: null, assignee, requeues: task.requeues + 1, handoff };
+}
+
+/** Puts every task this agent holds back on the queue, carrying `handoff`. */
+export function releaseClaimsOf(board: TaskBoard, agentId: string, handoff: HandoffNote): { board: TaskBoard; requeued: string[] } {
+  const tasks = { ...board.tasks };
+  const requeued: string[] = [];
+  for (const task of Object.values(board.tasks)) {
+    if (task.state === 'claimed' && task.claimedBy === agentId) {
+      tasks[task.id] = requeue(task, handoff, null);
+      requeued.push(task.id);
+    }
+  }
+  return { board: { ...board, tasks }, requeued };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Handoff notes
+
+export interface LeaderIdentity {
+  readonly nodeId: string;
+  readonly epoch: number;
+}
+
+export function defaultHandoffText(reason: HandoffReason, from: string, leader: LeaderIdentity, silentMs?: number): string {
+  const why =
+    reason === 'stale'
+      ? `agent ${from} stopped heart-beating${silentMs !== undefined ? ` (silent for ${Math.round(silentMs)} ms)` : ''}`
+      : reason === 'deregistered'
+        ? `agent ${from} deregistered while holding it`
+        : `of a handoff from agent ${from}`;
+  return `requeued by orchestrator ${leader.nodeId} at epoch ${leader.epoch} because ${why}`;
+}
+
+/**
+ * The note a requeued task carries. An operator's `setHandoff` note (why, to whom) wins over the generated one, but
+ * `by`/`epoch`/`at` always name the requeue itself.
+ */
+export function handoffFor(reason: HandoffReason, from: AgentRecord | string, leader: LeaderIdentity, at: string, silentMs?: number): HandoffNote {
+  const agentId = typeof from === 'string' ? from : from.id;
+  const manual = typeof from === 'string' ? null : from.handoff;
+  const generated = defaultHandoffText(reason, agentId, leader, silentMs);
+  return {
+    note: manual ? `${manual.note} (${generated})` : generated,
+    reason,
+    from: agentId,
+    to: manual?.to ?? null,
+    by: leader.nodeId,
+    epoch: leader.epoch,
+    at,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The sweep
+
+export interface VersionedAgent {
+  readonly record: AgentRecord;
+  readonly version: string;
+}
+
+export interface SweepInput {
+  readonly leader: LeaderIdentity;
+  /** Observer's monotonic time. */
+  readonly now: number;
+  /** Wall-clock ISO string, for the records only. */
+  readonly at: string;
+  readonly staleAfterMs: number;
+  readonly liveness: Liveness;
+  readonly agents: readonly VersionedAgent[];
+  readonly board: TaskBoard | undefined;
+}
+
+export interface RespawnRequest {
+  readonly agentId: string;
+  readonly role: string;
+  readonly capabilities: readonly string[];
+  /** Tasks taken from this agent and requeued in the same commit that marked it stale. */
+  readonly requeuedTaskIds: readonly string[];
+  readonly epoch: number;
+  readonly silentForMs: number;
+  readonly handoff: HandoffNote;
+}
+
+export interface SweepPlan {
+  /** New agent records (marked stale), each to be written only if the agent's version is still the one read. */
+  readonly agentWrites: ReadonlyArray<{ readonly id: string; readonly expectedVersion: string; readonly record: AgentRecord }>;
+  /** The new board, when any task moved. */
+  readonly board: TaskBoard | undefined;
+  readonly requeued: ReadonlyArray<{ readonly taskId: string; readonly from: string; readonly handoff: HandoffNote }>;
+  readonly respawns: readonly RespawnRequest[];
+}
+
+export function isEmptyPlan(plan: SweepPlan): boolean {
+  return plan.agentWrites.length === 0 && plan.board === undefined;
+}
+
+/**
+ * What a leader's sweep should write: mark silent agents stale, requeue every task claimed by an agent that is not
+ * active (just marked, earlier marked, deregistered or unknown), and drop reservations for agents that are not
+ * active. The caller writes it all in one commit conditioned on the lease version.
+ */
+export function planSweep(input: SweepInput): SweepPlan {
+  const { leader, now, at, staleAfterMs, liveness } = input;
+  const byId = new Map(input.agents.map((a) => [a.record.id, a.record]));
+  const agentWrites: Array<{ id: string; expectedVersion: string; record: AgentRecord }> = [];
+  const newlyStale = new Map<string, { record: AgentRecord; silentMs: number }>();
+
+  for (const { record, version } of input.agents) {
+    const observation = liveness.get(record.id);
+    if (judgeAgent(record, observation, now, staleAfterMs) !== 'stale' || record.state !== 'active') continue;
+    const silentMs = silentForMs(observation, now);
+    const mark: StaleMark = { by: leader.nodeId, epoch: leader.epoch, at, silentForMs: Math.round(silentMs) };
+    const marked: AgentRecord = { ...record, state: 'stale', staleMark: mark };
+    agentWrites.push({ id: record.id, expectedVersion: version, record: marked });
+    newlyStale.set(record.id, { record: marked, silentMs });
+    byId.set(record.id, marked);
+  }
+
+  const isActive = (id: string | null) => id !== null && byId.get(id)?.state === 'active';
+  let board = input.board;
+  let boardChanged = false;
+  const requeued: Array<{ taskId: string; from: string; handoff: HandoffNote }> = [];
+  const requeuedBy = new Map<string, string[]>();
+  const notes = new Map<string, HandoffNote>();
+
+  if (board) {
+    const tasks = { ...board.tasks };
+    for (const task of Object.values(board.tasks).sort((a, b) => a.seq - b.seq)) {
+      if (task.state === 'claimed' && task.claimedBy !== null && !isActive(task.claimedBy)) {
+        const holder = byId.get(task.claimedBy);
+        let handoff = notes.get(task.claimedBy);
+        if (!handoff) {
+          const reason: HandoffReason = holder?.state === 'gone' ? 'deregistered' : 'stale';
+          handoff = handoffFor(reason, holder ?? task.claimedBy, leader, at, newlyStale.get(task.claimedBy)?.silentMs);
+          notes.set(task.claimedBy, handoff);
+        }
+        const assignee = isActive(handoff.to) ? handoff.to : null;
+        tasks[task.id] = requeue(task, handoff, assignee);
+        requeued.push({ taskId: task.id, from: task.claimedBy, handoff });
+        requeuedBy.set(task.claimedBy, [...(requeuedBy.get(task.claimedBy) ?? []), task.id]);
+        boardChanged = true;
+      } else if (task.state === 'queued' && task.assignee !== null && !isActive(task.assignee)) {
+        tasks[task.id] = { ...task, assignee: null };
+        boardChanged = true;
+      }
+    }
+    board = boardChanged ? { ...board, tasks } : undefined;
+  }
+
+  const respawns: RespawnRequest[] = [...newlyStale.values()].map(({ record, silentMs }) => ({
+    agentId: record.id,
+    role: record.role,
+    capabilities: record.capabilities,
+    requeuedTaskIds: requeuedBy.get(record.id) ?? [],
+    epoch: leader.epoch,
+    silentForMs: Math.round(silentMs),
+    handoff: notes.get(record.id) ?? handoffFor('stale', record, leader, at, silentMs),
+  }));
+
+  return { agentWrites, board: boardChanged ? board : undefined, requeued, respawns };
+}

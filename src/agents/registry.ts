@@ -1,0 +1,263 @@
+/**
+ * Store I/O for the registry and the task board: reads validate, writes are compare-and-set or multi-key commits
+ * retried on `CasMismatchError` after reading again. All decisions come from logic.ts; all time from the clock.
+ */
+import type { CommitOp, Json, LeaseStore, StoreEntry } from '../adapters/LeaseStore.js';
+import type { ElectionClock } from '../clock.js';
+import { CasMismatchError, NotLeaderError } from '../errors.js';
+import { type LeaseRecord, leaseRecordSchema } from '../machines/leaseRecord.js';
+import { AgentNotActiveError, ContentionError, DuplicateTaskError, MalformedRecordError, UnknownAgentError } from './errors.js';
+import {
+  type AgentIdentity,
+  addTasks,
+  type ClaimFilter,
+  claimNext,
+  completeTask,
+  deregisterRecord,
+  emptyBoard,
+  handoffFor,
+  heartbeatRecord,
+  type LeaderIdentity,
+  type NewTask,
+  registerRecord,
+  releaseClaimsOf,
+  type VersionedAgent,
+} from './logic.js';
+import {
+  type AgentIndex,
+  type AgentKeys,
+  type AgentRecord,
+  agentIndexSchema,
+  agentKeys,
+  agentRecordSchema,
+  type HandoffNote,
+  idSchema,
+  type TaskBoard,
+  type TaskRecord,
+  taskBoardSchema,
+} from './schema.js';
+
+/** Formats the injected wall clock for records; it never decides anything. */
+export function isoAt(clock: ElectionClock): string {
+  return new Date(clock.wallNow()).toISOString();
+}
+
+export const MAX_ATTEMPTS = 16;
+
+function parse<T>(key: string, entry: StoreEntry | undefined, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } } }): T | undefined {
+  if (!entry) return undefined;
+  const parsed = schema.safeParse(entry.value);
+  if (!parsed.success) throw new MalformedRecordError(key, parsed.error.message);
+  return parsed.data;
+}
+
+export interface VersionedLease {
+  readonly record: LeaseRecord;
+  readonly version: string;
+}
+
+export interface VersionedBoard {
+  readonly board: TaskBoard;
+  /** null when the board key does not exist yet. */
+  readonly version: string | null;
+}
+
+export interface ClaimedTask {
+  readonly task: TaskRecord;
+  readonly claimToken: number;
+}
+
+export class AgentRegistry {
+  readonly keys: AgentKeys;
+
+  constructor(
+    readonly store: LeaseStore,
+    readonly election: string,
+    private readonly clock: ElectionClock,
+  ) {
+    this.keys = agentKeys(election);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Reads
+
+  async readLease(): Promise<VersionedLease | undefined> {
+    const entry = await this.store.read(this.keys.lease);
+    const record = parse(this.keys.lease, entry, leaseRecordSchema);
+    return record && entry ? { record, version: entry.version } : undefined;
+  }
+
+  async readIndex(): Promise<{ index: AgentIndex; version: string | null }> {
+    const entry = await this.store.read(this.keys.index);
+    const index = parse(this.keys.index, entry, agentIndexSchema);
+    return { index: index ?? { ids: [] }, version: entry?.version ?? null };
+  }
+
+  async readAgent(id: string): Promise<VersionedAgent | undefined> {
+    const key = this.keys.agent(id);
+    const entry = await this.store.read(key);
+    const record = parse(key, entry, agentRecordSchema);
+    return record && entry ? { record, version: entry.version } : undefined;
+  }
+
+  async readAgents(): Promise<VersionedAgent[]> {
+    const { index } = await this.readIndex();
+    const agents: VersionedAgent[] = [];
+    for (const id of index.ids) {
+      const agent = await this.readAgent(id);
+      if (agent) agents.push(agent);
+    }
+    return agents;
+  }
+
+  async readBoard(): Promise<VersionedBoard> {
+    const entry = await this.store.read(this.keys.board);
+    const board = parse(this.keys.board, entry, taskBoardSchema);
+    return { board: board ?? emptyBoard(), version: entry?.version ?? null };
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Agent side
+
+  async register(identity: AgentIdentity): Promise<VersionedAgent> {
+    idSchema.parse(identity.id);
+    return this.retry('register', async () => {
+      const [{ index, version: indexVersion }, existing] = [await this.readIndex(), await this.readAgent(identity.id)];
+      const record = registerRecord(existing?.record, identity, isoAt(this.clock));
+      const ops: CommitOp[] = [{ key: this.keys.agent(identity.id), expectedVersion: existing?.version ?? null, value: record as unknown as Json }];
+      if (!index.ids.includes(identity.id)) ops.push({ key: this.keys.index, expectedVersion: indexVersion, value: { ids: [...index.ids, identity.id] } });
+      const [version] = await this.store.commit(ops);
+      return { record, version: version! };
+    });
+  }
+
+  /**
+   * Bumps the heartbeat counter. `known` is the caller's last write (saves a read); on a conflict the record is read
+   * again. Throws `AgentNotActiveError` when an orchestrator marked the agent stale (or it is gone).
+   */
+  async heartbeat(id: string, known?: VersionedAgent): Promise<VersionedAgent> {
+    let current = known;
+    return this.retry('heartbeat', async () => {
+      current ??= await this.readAgent(id);
+      if (!current) throw new UnknownAgentError(id);
+      if (current.record.state !== 'active') throw new AgentNotActiveError(id, current.record.state);
+      const record = heartbeatRecord(current.record, isoAt(this.clock));
+      try {
+        const version = await this.store.compareAndSet(this.keys.agent(id), current.version, record as unknown as Json);
+        return { record, version };
+      } catch (err) {
+        current = undefined;
+        throw err;
+      }
+    });
+  }
+
+  /** Marks the agent `gone` and, in the same commit, puts any task it still holds back on the queue. */
+  async deregister(id: string, by = id): Promise<{ requeued: string[] }> {
+    return this.retry('deregister', async () => {
+      const agent = await this.readAgent(id);
+      if (!agent) throw new UnknownAgentError(id);
+      const { board, version: boardVersion } = await this.readBoard();
+      const at = isoAt(this.clock);
+      const ops: CommitOp[] = [{ key: this.keys.agent(id), expectedVersion: agent.version, value: deregisterRecord(agent.record, at) as unknown as Json }];
+      const note = handoffFor('deregistered', agent.record, { nodeId: by, epoch: 0 }, at);
+      const released = releaseClaimsOf(board, id, { ...note, note: `released by agent ${id} on deregistering` });
+      if (released.requeued.length > 0) ops.push({ key: this.keys.board, expectedVersion: boardVersion, value: released.board as unknown as Json });
+      await this.store.commit(ops);
+      return { requeued: released.requeued };
+    });
+  }
+
+  /** Claims the oldest queued task this agent may take, only while its own record is `active` (checked in the commit). */
+  async claim(agentId: string, filter: ClaimFilter = {}): Promise<ClaimedTask | undefined> {
+    return this.retry('claim', async () => {
+      const agent = await this.readAgent(agentId);
+      if (!agent) throw new UnknownAgentError(agentId);
+      if (agent.record.state !== 'active') throw new AgentNotActiveError(agentId, agent.record.state);
+      const { board, version } = await this.readBoard();
+      const claimed = claimNext(board, agentId, filter, isoAt(this.clock));
+      if (!claimed) return undefined;
+      await this.store.commit([
+        { key: this.keys.agent(agentId), expectedVersion: agent.version },
+        { key: this.keys.board, expectedVersion: version, value: claimed.board as unknown as Json },
+      ]);
+      return { task: claimed.task, claimToken: claimed.task.claimToken };
+    });
+  }
+
+  /** Completes a task; only the current claim token of the current holder is accepted (`StaleClaimError` otherwise). */
+  async complete(agentId: string, taskId: string, claimToken: number, result: Json = null): Promise<TaskRecord> {
+    return this.retry('complete', async () => {
+      const { board, version } = await this.readBoard();
+      const next = completeTask(board, taskId, agentId, claimToken, result, isoAt(this.clock));
+      await this.store.compareAndSet(this.keys.board, version, next as unknown as Json);
+      return next.tasks[taskId]!;
+    });
+  }
+
+  async submitTasks(tasks: readonly NewTask[]): Promise<void> {
+    for (const task of tasks) idSchema.parse(task.id);
+    await this.retry('submitTasks', async () => {
+      const { board, version } = await this.readBoard();
+      for (const task of tasks) if (board.tasks[task.id]) throw new DuplicateTaskError(task.id);
+      await this.store.compareAndSet(this.keys.board, version, addTasks(board, tasks, isoAt(this.clock)) as unknown as Json);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Leader side
+
+  /**
+   * Reads the lease and returns it only if it is held by `leader` at `leader.epoch` — the precondition of every
+   * leader write, whose commit then carries a check-only op on the lease key at this version.
+   */
+  async currentLease(leader: LeaderIdentity): Promise<VersionedLease> {
+    const lease = await this.readLease();
+    if (!lease || lease.record.holder !== leader.nodeId || lease.record.epoch !== leader.epoch) {
+      const detail = lease ? `the lease is held by ${lease.record.holder ?? 'nobody'} at epoch ${lease.record.epoch}` : 'there is no lease record';
+      throw new NotLeaderError('not-leader', 'leader', `${detail}, not by ${leader.nodeId} at epoch ${leader.epoch}`);
+    }
+    return lease;
+  }
+
+  /**
+   * Records a handoff note on an agent (why its work moves, to whom), at the leader's epoch. Conditioned on the
+   * lease: a deposed leader's note is rejected. The agent's tasks carry it when requeued.
+   */
+  async setHandoff(leader: LeaderIdentity, agentId: string, input: { note: string; to?: string | null | undefined }): Promise<HandoffNote> {
+    if (input.to) idSchema.parse(input.to);
+    return this.retry('setHandoff', async () => {
+      const lease = await this.currentLease(leader);
+      const agent = await this.readAgent(agentId);
+      if (!agent) throw new UnknownAgentError(agentId);
+      const handoff: HandoffNote = {
+        note: input.note,
+        reason: 'manual',
+        from: agentId,
+        to: input.to ?? null,
+        by: leader.nodeId,
+        epoch: leader.epoch,
+        at: isoAt(this.clock),
+      };
+      await this.store.commit([
+        { key: this.keys.lease, expectedVersion: lease.version },
+        { key: this.keys.agent(agentId), expectedVersion: agent.version, value: { ...agent.record, handoff } as unknown as Json },
+      ]);
+      return handoff;
+    });
+  }
+
+  /** Runs `attempt` again after a `CasMismatchError` (it re-reads what it needs), up to MAX_ATTEMPTS times. */
+  async retry<T>(operation: string, attempt: () => Promise<T>): Promise<T> {
+    for (let i = 1; ; i++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!CasMismatchError.is(err)) throw err;
+        if (i >= MAX_ATTEMPTS) throw new ContentionError(operation, i);
+      }
+    }
+  }
+}
+
+export type { AgentRecord };

@@ -1,0 +1,196 @@
+/**
+ * The leader-only sweeper and the passive liveness observer. Each sweep: re-read the lease and check it is still
+ * ours at our epoch, read agents and tasks, decide with `planSweep`, then write everything in ONE commit whose first
+ * op is a check-only op on the lease key at the version just read. A deposed or paused ex-leader's commit fails on
+ * that op as a whole — nothing is half-applied — and is retried only after a re-read shows the lease still ours.
+ */
+import type { CommitOp, Json } from '../adapters/LeaseStore.js';
+import type { ElectionClock } from '../clock.js';
+import { CasMismatchError, NotLeaderError } from '../errors.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type SweepPlan, type VersionedAgent } from './logic.js';
+import { type AgentRegistry, isoAt, MAX_ATTEMPTS } from './registry.js';
+
+export type SweepOutcome =
+  | { readonly kind: 'applied'; readonly plan: SweepPlan; readonly epoch: number; readonly attempts: number }
+  | { readonly kind: 'noop'; readonly epoch: number }
+  | { readonly kind: 'rejected'; readonly epoch: number; readonly reason: 'not-leader' | 'contention'; readonly detail: string }
+  | { readonly kind: 'aborted'; readonly epoch: number };
+
+export interface SweeperOptions {
+  readonly registry: AgentRegistry;
+  readonly clock: ElectionClock;
+  readonly nodeId: string;
+  readonly staleAfterMs: number;
+  readonly sweepIntervalMs: number;
+  readonly logger?: Logger;
+  /** Checked right before the commit, e.g. `elector.isLeader` (deadline not passed on this node's clock). */
+  readonly isLeader?: () => boolean;
+  /**
+   * Called with the ops right before the sweep's commit. A test or the simulator can stall here to model a leader
+   * that pauses mid-sweep; production code leaves it unset.
+   */
+  readonly beforeCommit?: (ops: readonly CommitOp[]) => Promise<void> | void;
+  /** Every sweep outcome, for metrics and logs. */
+  readonly onOutcome?: (outcome: SweepOutcome) => void;
+}
+
+/** Waits `ms` on the injected clock; resolves early (never rejects) when `signal` aborts. */
+export function sleep(clock: ElectionClock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      resolve();
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export class Sweeper {
+  private liveness: Liveness = new Map();
+  private lastAgents: readonly VersionedAgent[] = [];
+  private readonly logger: Logger;
+  /** Monotonic time of the last completed read of the agents. */
+  lastObservedAt: number | undefined;
+
+  constructor(private readonly options: SweeperOptions) {
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** What this node knows of each agent's heartbeat, on its own clock. */
+  observations(): Liveness {
+    return this.liveness;
+  }
+
+  agents(): readonly VersionedAgent[] {
+    return this.lastAgents;
+  }
+
+  /** Reads the agents and folds them into the liveness view (every node does this, leader or not). */
+  async observe(): Promise<readonly VersionedAgent[]> {
+    const agents = await this.options.registry.readAgents();
+    this.fold(agents);
+    return agents;
+  }
+
+  private fold(agents: readonly VersionedAgent[]): void {
+    const now = this.options.clock.now();
+    this.liveness = observeAgents(
+      this.liveness,
+      agents.map((a) => a.record),
+      now,
+    );
+    this.lastAgents = agents;
+    this.lastObservedAt = now;
+  }
+
+  /** One sweep at fencing token `epoch`. Never throws for lost leadership or contention: see the outcome. */
+  async sweepOnce(epoch: number, signal?: AbortSignal): Promise<SweepOutcome> {
+    const { registry, clock, nodeId, staleAfterMs } = this.options;
+    const leader = { nodeId, epoch };
+    let lastConflict = '';
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      if (signal?.aborted) return this.report({ kind: 'aborted', epoch });
+      let leaseVersion: string;
+      try {
+        leaseVersion = (await registry.currentLease(leader)).version;
+      } catch (err) {
+        if (!NotLeaderError.is(err)) throw err;
+        return this.report({ kind: 'rejected', epoch, reason: 'not-leader', detail: err.message });
+      }
+      const agents = await registry.readAgents();
+      const { board, version: boardVersion } = await registry.readBoard();
+      this.fold(agents);
+      const plan = planSweep({
+        leader,
+        now: clock.now(),
+        at: isoAt(clock),
+        staleAfterMs,
+        liveness: this.liveness,
+        agents,
+        board: boardVersion === null ? undefined : board,
+      });
+      if (isEmptyPlan(plan)) return this.report({ kind: 'noop', epoch });
+      const ops: CommitOp[] = [
+        // Check-only: the lease is still exactly the one we just read as ours at `epoch`.
+        { key: registry.keys.lease, expectedVersion: leaseVersion },
+        ...plan.agentWrites.map((w) => ({ key: registry.keys.agent(w.id), expectedVersion: w.expectedVersion, value: w.record as unknown as Json })),
+      ];
+      if (plan.board) ops.push({ key: registry.keys.board, expectedVersion: boardVersion, value: plan.board as unknown as Json });
+      await this.options.beforeCommit?.(ops);
+      if (signal?.aborted || (this.options.isLeader && !this.options.isLeader())) return this.report({ kind: 'aborted', epoch });
+      try {
+        await registry.store.commit(ops);
+      } catch (err) {
+        if (!CasMismatchError.is(err)) throw err;
+        // A renewal, a heartbeat or a claim raced us, or the lease moved on: read everything again; the lease
+        // check at the top of the loop decides whether we may still write.
+        lastConflict = err.key;
+        continue;
+      }
+      return this.report({ kind: 'applied', plan, epoch, attempts: attempt });
+    }
+    return this.report({ kind: 'rejected', epoch, reason: 'contention', detail: `kept conflicting on ${lastConflict}` });
+  }
+
+  private report(outcome: SweepOutcome): SweepOutcome {
+    if (outcome.kind === 'applied') {
+      this.logger.info(
+        { nodeId: this.options.nodeId, epoch: outcome.epoch, stale: outcome.plan.agentWrites.map((w) => w.id), requeued: outcome.plan.requeued.map((r) => r.taskId) },
+        'sweep applied',
+      );
+    } else if (outcome.kind === 'rejected') {
+      this.logger.warn({ nodeId: this.options.nodeId, epoch: outcome.epoch, reason: outcome.reason, detail: outcome.detail }, 'sweep rejected');
+    }
+    try {
+      this.options.onOutcome?.(outcome);
+    } catch (err) {
+      this.logger.error({ nodeId: this.options.nodeId, err }, 'sweep outcome handler threw');
+    }
+    return outcome;
+  }
+
+  /**
+   * The leader loop, for `elector.whileLeader`: sweeps until `signal` aborts (the node left `leader`) or the lease
+   * turns out not to be ours at `token`. Sleeps until the earliest agent could turn stale, at most one interval.
+   */
+  async runAsLeader({ token, signal }: { token: number; signal: AbortSignal }): Promise<void> {
+    const { clock, staleAfterMs, sweepIntervalMs } = this.options;
+    while (!signal.aborted) {
+      try {
+        const outcome = await this.sweepOnce(token, signal);
+        if (outcome.kind === 'rejected' && outcome.reason === 'not-leader') return;
+      } catch (err) {
+        this.logger.warn({ nodeId: this.options.nodeId, epoch: token, err: err instanceof Error ? err.message : String(err) }, 'sweep failed; retrying next interval');
+      }
+      const delay = nextSweepDelay(
+        this.liveness,
+        this.lastAgents.map((a) => a.record),
+        clock.now(),
+        staleAfterMs,
+        sweepIntervalMs,
+      );
+      await sleep(clock, delay, signal);
+    }
+  }
+
+  /** The follower loop: keeps the liveness view warm so a new leader can judge silence from its own history. */
+  async runAsObserver(signal: AbortSignal, skip: () => boolean = () => false): Promise<void> {
+    const { clock, sweepIntervalMs } = this.options;
+    while (!signal.aborted) {
+      if (!skip()) {
+        try {
+          await this.observe();
+        } catch (err) {
+          this.logger.warn({ nodeId: this.options.nodeId, err: err instanceof Error ? err.message : String(err) }, 'observing agents failed');
+        }
+      }
+      await sleep(clock, sweepIntervalMs, signal);
+    }
+  }
+}
