@@ -220,8 +220,11 @@ export interface LayoutBox {
 export interface LayoutEdge {
   source: string;
   target: string;
+  /** All transitions drawn by this edge, `; `-separated. */
   label: string;
+  /** Short event names, `, `-separated. */
   event: string;
+  events: string[];
   /** SVG path data. */
   d: string;
   labelX: number;
@@ -279,7 +282,15 @@ export function layoutStatechart(chart: Statechart = statechartOf()): Statechart
   const edges: LayoutEdge[] = [];
   const loopCount = new Map<string, number>();
   let maxY = height;
+  const grouped = new Map<string, ChartEdge[]>();
   for (const edge of chart.edges) {
+    const key = `${edge.source}>${edge.target}`;
+    const list = grouped.get(key) ?? [];
+    list.push(edge);
+    grouped.set(key, list);
+  }
+  for (const group of grouped.values()) {
+    const edge = group[0]!;
     const s = boxes.get(edge.source);
     const t = boxes.get(edge.target);
     if (!s || !t) continue; // root-level transitions (STOP from anywhere) are listed, not drawn
@@ -330,10 +341,22 @@ export function layoutStatechart(chart: Statechart = statechartOf()): Statechart
       ly = below - 8;
       maxY = Math.max(maxY, below);
     }
-    edges.push({ source: edge.source, target: edge.target, label: edge.label, event: edge.event, d, labelX: Math.round(lx), labelY: Math.round(ly) });
+    const events = [...new Set(group.map((e) => e.event))];
+    edges.push({
+      source: edge.source,
+      target: edge.target,
+      label: group.map((e) => e.label).join('; '),
+      event: events.join(', '),
+      events,
+      d,
+      labelX: Math.round(lx),
+      labelY: Math.round(ly),
+    });
   }
   return { width, height: Math.ceil(maxY + MARGIN), boxes: [...boxes.values()], edges };
 }
+
+const shorten = (s: string) => (s.length > 28 ? `${s.slice(0, 26)}…` : s);
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -351,7 +374,7 @@ export function statechartSvg(layout: StatechartLayout = layoutStatechart()): st
   }
   for (const edge of layout.edges) {
     parts.push(
-      `<g class="edge" data-edge="${esc(`${edge.source}>${edge.target}>${edge.event}`)}"><path d="${edge.d}" marker-end="url(#arrow)"/><title>${esc(`${edge.source} → ${edge.target}: ${edge.label}`)}</title><text x="${edge.labelX}" y="${edge.labelY}">${esc(edge.event)}</text></g>`,
+      `<g class="edge" data-edge="${esc(edge.events.map((e) => `${edge.source}>${edge.target}>${e}`).join('|'))}"><path d="${edge.d}" marker-end="url(#arrow)"/><title>${esc(`${edge.source} → ${edge.target}: ${edge.label}`)}</title><text x="${edge.labelX}" y="${edge.labelY}">${esc(shorten(edge.event))}</text></g>`,
     );
   }
   for (const box of layout.boxes.filter((b) => !b.compound)) {

@@ -1,0 +1,544 @@
+/**
+ * The viewer page's own script and styles, inlined into every generated page (see viewer.ts). Plain browser
+ * JavaScript, kept free of `${` so it can live in a template literal. It reads the model from #trace-data.
+ */
+
+export const VIEWER_CSS = `
+:root { --fg:#1f2933; --muted:#6b7785; --bg:#f7f8fa; --panel:#fff; --line:#d9dee4; --accent:#1c7ed6; --bad:#e03131; }
+* { box-sizing: border-box; }
+body { margin:0; font:13px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:var(--bg); }
+header { padding:10px 16px; background:#1f2933; color:#fff; }
+header h1 { margin:0 0 4px; font-size:16px; }
+#summary { color:#cfd6de; font-size:12px; }
+#summary b { color:#fff; }
+#summary .bad { color:#ff8787; font-weight:600; }
+main { padding:10px 16px; display:grid; grid-template-columns: minmax(0, 1fr); gap:10px; }
+section { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:8px 10px; }
+h2 { font-size:13px; margin:0 0 6px; }
+.panel-head { display:flex; align-items:center; gap:14px; flex-wrap:wrap; }
+.panel-head h2 { margin:0; }
+.hint { color:var(--muted); font-size:11px; }
+#chart { overflow:auto; }
+svg.chart { display:block; font-size:11px; }
+svg.chart .state rect { fill:#f1f3f5; stroke:#868e96; stroke-width:1; }
+svg.chart .state.compound > rect { fill:#fbfcfd; stroke-dasharray:4 3; }
+svg.chart .state.final rect { stroke-width:3; }
+svg.chart .state .title { font-weight:600; }
+svg.chart .state.active > rect { stroke:#1f2933; stroke-width:2; }
+svg.chart .state.atomic.active > rect { fill:#fff3bf; }
+svg.chart .state.compound.active > rect { fill:#fffbe6; }
+svg.chart .state.focus.atomic > rect { fill:var(--focus, #d0ebff); }
+svg.chart .state.from > rect { stroke:var(--accent); stroke-dasharray:3 2; stroke-width:2; }
+svg.chart .edge path { fill:none; stroke:#adb5bd; stroke-width:1; color:#adb5bd; }
+svg.chart .edge text { fill:#868e96; font-size:9px; }
+svg.chart .edge:hover path { stroke:#495057; color:#495057; stroke-width:2; }
+svg.chart .edge.current path { stroke:var(--accent); color:var(--accent); stroke-width:2.5; }
+svg.chart .edge.current text { fill:var(--accent); font-weight:600; font-size:10px; }
+#controls { display:flex; gap:6px; align-items:center; flex-wrap:wrap; margin-bottom:6px; }
+#controls button { font:inherit; padding:2px 8px; border:1px solid var(--line); background:#f8f9fa; border-radius:4px; cursor:pointer; }
+#controls button:hover { background:#e9ecef; }
+#controls label { color:var(--muted); }
+#scrubber { width:100%; }
+#step { margin-top:4px; }
+#step .ev { font-family:ui-monospace, monospace; background:#f1f3f5; padding:0 4px; border-radius:3px; }
+#node-states { display:grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap:2px 12px; margin-top:6px; font-size:12px; }
+#node-states div { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
+.chip { display:inline-block; width:10px; height:10px; border-radius:50%; margin-right:4px; vertical-align:-1px; }
+.sw { display:inline-block; width:14px; height:10px; margin:0 3px 0 8px; vertical-align:-1px; border:1px solid rgba(0,0,0,.15); }
+#legend { font-size:11px; color:var(--muted); }
+#timeline { position:relative; }
+#lanes { display:block; width:100%; cursor:crosshair; }
+#lane-labels { position:absolute; left:0; top:0; width:0; }
+.lane-label { position:absolute; left:0; width:104px; height:22px; line-height:22px; padding-left:6px; font-size:12px; border-left:4px solid; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; cursor:pointer; }
+.lane-label.focus { font-weight:700; }
+#tooltip { position:absolute; pointer-events:none; background:rgba(31,41,51,.95); color:#fff; font-size:11px; padding:4px 6px; border-radius:4px; white-space:pre; z-index:2; }
+#violations li { margin:3px 0; cursor:pointer; }
+#violations li:hover { background:#fff5f5; }
+#violations .checker { color:var(--bad); font-weight:600; }
+#violations .expected { color:#e67700; font-size:11px; border:1px solid #ffd8a8; border-radius:3px; padding:0 3px; }
+#violations .when { font-family:ui-monospace, monospace; color:var(--muted); }
+#violation-count.bad { color:var(--bad); }
+`;
+
+export const VIEWER_CLIENT_JS = String.raw`
+(function () {
+  'use strict';
+  var D = JSON.parse(document.getElementById('trace-data').textContent);
+  var T = D.tr, N = T.t.length, nodes = D.nodes, NN = nodes.length;
+  var PALETTE = ['#1c7ed6', '#d6336c', '#0ca678', '#f08c00', '#7048e8', '#c92a2a', '#1098ad', '#5c940d', '#ae3ec9', '#495057', '#e8590c', '#364fc7'];
+  var nodeColor = function (i) { return PALETTE[i % PALETTE.length]; };
+  var TOP = { follower: '#b8c4d0', candidate: '#f2b134', leader: '#2f9e44', fenced: '#e8590c', shutdown: '#495057' };
+  var SUB = { 'leader.renewing': '#40c057', 'leader.verifying': '#237032', 'follower.releasing': '#91a7ff', 'follower.released': '#91a7ff' };
+  var PRIO = { leader: 4, fenced: 3, candidate: 2, shutdown: 1, follower: 0 };
+  var FAULT = {
+    partition: { c: '#4263eb', label: 'partition' }, pause: { c: '#fab005', label: 'pause' }, crash: { c: '#212529', label: 'crash' },
+    loss: { c: '#9775fa', label: 'message loss' }, 'clock-jump': { c: '#be4bdb', label: 'clock jump' }, drift: { c: '#be4bdb', label: 'drift change' },
+    'store-wipe': { c: '#c92a2a', label: 'store wipe' }
+  };
+  var topOf = D.states.map(function (s) { return s.split('.')[0]; });
+  var stateColor = D.states.map(function (s, i) { return SUB[s] || TOP[topOf[i]] || '#dee2e6'; });
+  var statePrio = topOf.map(function (s) { return PRIO[s] === undefined ? 0 : PRIO[s]; });
+  var shortEvent = function (ev) {
+    if (ev === '') return 'always';
+    if (ev.indexOf('xstate.after.') === 0) return 'after ' + ev.split('.')[2];
+    return ev;
+  };
+  var fmtT = function (t) {
+    var r = t - D.start, span = D.end - D.start;
+    if (span >= 10000) return (r / 1000).toFixed(3) + ' s';
+    return r.toFixed(1) + ' ms';
+  };
+  var esc = function (s) { return String(s).replace(/[&<>"]/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]; }); };
+
+  // Per-node transition indices (global order) and leadership terms.
+  var counts = new Int32Array(NN);
+  for (var i = 0; i < N; i++) counts[T.n[i]]++;
+  var perNode = [];
+  for (var n = 0; n < NN; n++) perNode.push(new Int32Array(counts[n]));
+  var fill = new Int32Array(NN);
+  for (i = 0; i < N; i++) { var nn = T.n[i]; perNode[nn][fill[nn]++] = i; }
+  var terms = [];
+  for (n = 0; n < NN; n++) {
+    var list = [], idx = perNode[n], open = null;
+    for (var k = 0; k < idx.length; k++) {
+      var g = idx[k], isLeader = topOf[T.s[g]] === 'leader';
+      if (isLeader && (!open || open.epoch !== T.ep[g])) { if (open) { open.b = T.t[g]; list.push(open); } open = { a: T.t[g], b: D.end, epoch: T.ep[g] }; }
+      else if (!isLeader && open) { open.b = T.t[g]; list.push(open); open = null; }
+    }
+    if (open) list.push(open);
+    terms.push(list);
+  }
+  var maxEpoch = 0;
+  for (i = 0; i < N; i++) if (T.ep[i] > maxEpoch) maxEpoch = T.ep[i];
+
+  // Last element of sorted array arr (values mapped by key) that is <= x; -1 if none.
+  var lastLE = function (len, at, x) {
+    var lo = 0, hi = len - 1, ans = -1;
+    while (lo <= hi) { var mid = (lo + hi) >> 1; if (at(mid) <= x) { ans = mid; lo = mid + 1; } else hi = mid - 1; }
+    return ans;
+  };
+  var nodeStep = function (n, cur) { var idx = perNode[n]; return lastLE(idx.length, function (k) { return idx[k]; }, cur); };
+  var stateIdxAt = function (n, cur) {
+    var idx = perNode[n]; if (idx.length === 0) return -1;
+    var k = nodeStep(n, cur);
+    return k >= 0 ? T.s[idx[k]] : T.f[idx[0]];
+  };
+  var epochAt = function (n, cur) {
+    var idx = perNode[n], k = nodeStep(n, cur);
+    for (; k >= 0; k--) if (T.ep[idx[k]] >= 0) return T.ep[idx[k]];
+    return -1;
+  };
+
+  var cur = 0, focus = -1;
+  var $ = function (id) { return document.getElementById(id); };
+  var scrub = $('scrubber');
+  scrub.max = String(Math.max(0, N - 1));
+
+  // Summary and legend.
+  var accepted = 0, rejected = 0;
+  for (i = 0; i < D.res.t.length; i++) { if (D.res.ok[i]) accepted++; else rejected++; }
+  var unexpected = D.violations.filter(function (v) { return !v.expected; }).length;
+  var opts = Object.keys(D.meta.options || {}).map(function (key) { return key + '=' + JSON.stringify(D.meta.options[key]); }).join(' ');
+  $('summary').innerHTML =
+    '<b>' + NN + '</b> nodes · <b>' + fmtDuration(D.end - D.start) + '</b> · <b>' + N.toLocaleString() + '</b> transitions · epochs up to <b>' + maxEpoch + '</b>' +
+    ' · fenced writes <b>' + accepted.toLocaleString() + '</b> accepted / <b' + (rejected ? ' class="bad"' : '') + '>' + rejected.toLocaleString() + '</b> rejected' +
+    ' · <b>' + D.faults.length + '</b> faults · <span' + (D.violations.length ? ' class="bad"' : '') + '>' + D.violations.length + ' violations</span>' +
+    (D.meta.seed !== undefined ? ' · seed <b>' + esc(D.meta.seed) + '</b>' : '') +
+    ' · ' + D.meta.lines.toLocaleString() + ' lines (' + D.meta.source + ')' +
+    (opts ? '<br>' + esc(opts) : '') +
+    (D.meta.violatedAssumptions.length ? '<br>assumptions broken on purpose: <b>' + esc(D.meta.violatedAssumptions.join(', ')) + '</b>' : '');
+  function fmtDuration(ms) { return ms >= 10000 ? (ms / 1000).toFixed(1) + ' s' : ms.toFixed(0) + ' ms'; }
+  var legend = '';
+  Object.keys(TOP).forEach(function (s) { legend += '<span class="sw" style="background:' + TOP[s] + '"></span>' + s; });
+  Object.keys(FAULT).forEach(function (f) { legend += '<span class="sw" style="background:' + FAULT[f].c + ';opacity:.5"></span>' + FAULT[f].label; });
+  legend += '<span class="sw" style="background:#2f9e44"></span>accepted write<span class="sw" style="background:#e03131"></span>rejected write / violation';
+  $('legend').innerHTML = legend;
+
+  // Focus selector and per-node state list.
+  var sel = $('focus');
+  nodes.forEach(function (name, n) { var o = document.createElement('option'); o.value = String(n); o.textContent = name; sel.appendChild(o); });
+  sel.addEventListener('change', function () { setFocus(sel.value === '' ? -1 : Number(sel.value)); });
+  var stepEl = $('step');
+  var statesEl = document.createElement('div'); statesEl.id = 'node-states'; stepEl.after(statesEl);
+  var nodeRows = nodes.map(function (name, n) {
+    var d = document.createElement('div'); d.setAttribute('data-node', name); statesEl.appendChild(d); return d;
+  });
+
+  // Statechart boxes and edges.
+  var boxes = {};
+  document.querySelectorAll('#chart [data-state]').forEach(function (g) { boxes[g.getAttribute('data-state')] = g; });
+  var edgeEls = {};
+  document.querySelectorAll('#chart [data-edge]').forEach(function (g) {
+    g.getAttribute('data-edge').split('|').forEach(function (key) { edgeEls[key] = g; });
+  });
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  var ancestors = function (path) {
+    var parts = path.split('.'), out = [];
+    for (var j = 1; j <= parts.length; j++) out.push(parts.slice(0, j).join('.'));
+    return out;
+  };
+  var matchEdges = function (from, to, ev) {
+    var se = shortEvent(ev), out = [];
+    D.chart.edges.forEach(function (e) {
+      var srcOk = from === e.source || from.indexOf(e.source + '.') === 0;
+      var dstOk = to === e.target || to.indexOf(e.target + '.') === 0;
+      if (srcOk && dstOk && e.event === se) out.push(e.source + '>' + e.target + '>' + e.event);
+    });
+    return out;
+  };
+
+  function highlightChart() {
+    var present = {};
+    for (var n = 0; n < NN; n++) {
+      var s = stateIdxAt(n, cur);
+      if (s < 0) continue;
+      ancestors(D.states[s]).forEach(function (p) { (present[p] = present[p] || []).push(n); });
+    }
+    Object.keys(boxes).forEach(function (p) {
+      var g = boxes[p], here = present[p] || [];
+      var shown = focus >= 0 ? here.filter(function (x) { return x === focus; }) : here;
+      g.classList.toggle('active', shown.length > 0);
+      g.classList.toggle('focus', focus >= 0 && shown.length > 0);
+      g.setAttribute('data-nodes', here.map(function (x) { return nodes[x]; }).join(' '));
+      if (focus >= 0) g.style.setProperty('--focus', nodeColor(focus) + '55');
+      var chips = g.querySelector('.chips');
+      while (chips.firstChild) chips.removeChild(chips.firstChild);
+      if (g.classList.contains('compound')) return;
+      var x0 = Number(chips.getAttribute('data-x')), y0 = Number(chips.getAttribute('data-y'));
+      here.forEach(function (x, j) {
+        var c = document.createElementNS(SVGNS, 'circle');
+        c.setAttribute('cx', String(x0 - 5 - j * 10)); c.setAttribute('cy', String(y0 - 4)); c.setAttribute('r', x === focus ? '5' : '4');
+        c.setAttribute('fill', nodeColor(x)); c.setAttribute('stroke', x === focus ? '#000' : '#fff');
+        var tt = document.createElementNS(SVGNS, 'title'); tt.textContent = nodes[x]; c.appendChild(tt);
+        chips.appendChild(c);
+      });
+    });
+    Object.keys(edgeEls).forEach(function (k) { edgeEls[k].classList.remove('current'); });
+    Object.keys(boxes).forEach(function (p) { boxes[p].classList.remove('from'); });
+    if (N > 0) {
+      var from = D.states[T.f[cur]], to = D.states[T.s[cur]];
+      matchEdges(from, to, D.events[T.e[cur]]).forEach(function (k) { if (edgeEls[k]) edgeEls[k].classList.add('current'); });
+      if (boxes[from]) boxes[from].classList.add('from');
+    }
+  }
+
+  function renderStep() {
+    if (N === 0) { stepEl.textContent = 'No transitions in this trace.'; return; }
+    var n = T.n[cur], ep = T.ep[cur];
+    stepEl.innerHTML = '<b>#' + (cur + 1).toLocaleString() + '</b> / ' + N.toLocaleString() + ' · t = <b>' + fmtT(T.t[cur]) + '</b> · ' +
+      '<span class="chip" style="background:' + nodeColor(n) + '"></span><b>' + esc(nodes[n]) + '</b>: ' +
+      esc(D.states[T.f[cur]]) + ' → <b>' + esc(D.states[T.s[cur]]) + '</b> on <span class="ev" id="step-event">' + esc(D.events[T.e[cur]] || '(eventless)') + '</span>' +
+      (ep >= 0 ? ' · epoch <b>' + ep + '</b>' : '');
+    for (var m = 0; m < NN; m++) {
+      var s = stateIdxAt(m, cur), e = epochAt(m, cur);
+      nodeRows[m].innerHTML = '<span class="chip" style="background:' + nodeColor(m) + '"></span>' + esc(nodes[m]) + ': <b>' + (s >= 0 ? esc(D.states[s]) : '—') + '</b>' + (e >= 0 ? ' · epoch ' + e : '');
+    }
+  }
+
+  function setCur(i, keepView) {
+    if (N === 0) return;
+    cur = Math.max(0, Math.min(N - 1, i | 0));
+    scrub.value = String(cur);
+    renderStep();
+    highlightChart();
+    if (!keepView) {
+      var t = T.t[cur], span = v1 - v0;
+      if (t < v0 || t > v1) { v0 = t - span / 2; v1 = t + span / 2; clampView(); drawBase(); }
+    }
+    drawOverlay();
+  }
+  function setFocus(n) {
+    focus = n;
+    sel.value = n < 0 ? '' : String(n);
+    labelEls.forEach(function (el, j) { el.classList.toggle('focus', j === focus); });
+    highlightChart();
+  }
+  var stepBy = function (dir) {
+    var coarse = $('coarse').checked, only = $('only-focus').checked && focus >= 0;
+    for (var j = cur + dir; j >= 0 && j < N; j += dir) {
+      if (only && T.n[j] !== focus) continue;
+      if (coarse && topOf[T.f[j]] === topOf[T.s[j]]) continue;
+      setCur(j); return true;
+    }
+    return false;
+  };
+  var seekTime = function (t) { var j = lastLE(N, function (k) { return T.t[k]; }, t); setCur(j < 0 ? 0 : j, true); };
+  var violationStep = function (dir) {
+    var t = N ? T.t[cur] : 0, vs = D.violations;
+    if (dir > 0) { for (var j = 0; j < vs.length; j++) if (vs[j].t > t) return focusViolation(j); }
+    else { for (var q = vs.length - 1; q >= 0; q--) if (vs[q].t < t) return focusViolation(q); }
+  };
+  function focusViolation(j) {
+    var v = D.violations[j], span = Math.min(v1 - v0, Math.max(2000, (D.end - D.start) / 20));
+    v0 = v.t - span / 2; v1 = v.t + span / 2; clampView(); drawBase();
+    seekTime(v.t);
+  }
+
+  $('first').onclick = function () { setCur(0); };
+  $('last').onclick = function () { setCur(N - 1); };
+  $('prev').onclick = function () { stepBy(-1); };
+  $('next').onclick = function () { stepBy(1); };
+  $('prev-v').onclick = function () { violationStep(-1); };
+  $('next-v').onclick = function () { violationStep(1); };
+  scrub.addEventListener('input', function () { setCur(Number(scrub.value)); });
+  document.addEventListener('keydown', function (e) {
+    if (e.target && e.target.tagName === 'SELECT') return;
+    if (e.key === 'ArrowRight') { stepBy(1); e.preventDefault(); }
+    else if (e.key === 'ArrowLeft') { stepBy(-1); e.preventDefault(); }
+    else if (e.key === 'Home') setCur(0);
+    else if (e.key === 'End') setCur(N - 1);
+    else if (e.key === 'v') violationStep(1);
+    else if (e.key === 'V') violationStep(-1);
+  });
+
+  // Violations list.
+  var vl = $('violations');
+  $('violation-count').textContent = '(' + D.violations.length + (D.violations.length ? ', ' + unexpected + ' unexpected' : '') + ')';
+  if (D.violations.length) $('violation-count').classList.add('bad');
+  D.violations.forEach(function (v, j) {
+    var li = document.createElement('li');
+    li.setAttribute('data-violation', v.checker);
+    li.innerHTML = '<span class="when">' + fmtT(v.t) + '</span> <span class="checker">' + esc(v.checker) + '</span> ' +
+      (v.expected ? '<span class="expected" title="only promised under assumptions this run broke on purpose">expected: assumptions broken</span> ' : '') +
+      esc(v.message) + (v.nodes.length ? ' <i>(' + esc(v.nodes.join(', ')) + ')</i>' : '');
+    li.onclick = function () { focusViolation(j); };
+    vl.appendChild(li);
+  });
+  if (!D.violations.length) vl.outerHTML = '<p id="violations">No checker violations in this trace.</p>';
+
+  // Timeline canvas.
+  var LABEL_W = 110, AXIS_H = 24, LANE_H = 22, GAP = 6, RES_H = 30;
+  var canvas = $('lanes'), ctx = canvas.getContext('2d');
+  var base = document.createElement('canvas'), bctx = base.getContext('2d');
+  var laneTop = function (n) { return AXIS_H + n * (LANE_H + GAP); };
+  var resTop = laneTop(NN);
+  var H = resTop + RES_H + 10;
+  var W = 0, dpr = 1, v0 = D.start, v1 = D.end, markers = [];
+  var labels = $('lane-labels'), labelEls = [];
+  nodes.forEach(function (name, n) {
+    var el = document.createElement('div');
+    el.className = 'lane-label'; el.setAttribute('data-node', name); el.textContent = name; el.title = name + ' (click to highlight)';
+    el.style.top = laneTop(n) + 'px'; el.style.borderColor = nodeColor(n);
+    el.onclick = function () { setFocus(focus === n ? -1 : n); };
+    labels.appendChild(el); labelEls.push(el);
+  });
+  var resLabel = document.createElement('div');
+  resLabel.className = 'lane-label'; resLabel.setAttribute('data-lane', 'resource'); resLabel.textContent = 'resource';
+  resLabel.style.top = (resTop + 4) + 'px'; resLabel.style.borderColor = '#868e96';
+  labels.appendChild(resLabel);
+
+  var xOf = function (t) { return LABEL_W + (t - v0) / (v1 - v0) * (W - LABEL_W - 8); };
+  var tOf = function (x) { return v0 + (x - LABEL_W) / (W - LABEL_W - 8) * (v1 - v0); };
+  function clampView() {
+    var span = Math.max(1, Math.min(v1 - v0, (D.end - D.start) * 1.05));
+    if (v0 < D.start - span * 0.02) v0 = D.start - span * 0.02;
+    v1 = v0 + span;
+    if (v1 > D.end + span * 0.02) { v1 = D.end + span * 0.02; v0 = v1 - span; }
+  }
+  var hatch = {};
+  Object.keys(FAULT).forEach(function (f) {
+    var p = document.createElement('canvas'); p.width = 8; p.height = 8;
+    var c = p.getContext('2d'); c.strokeStyle = FAULT[f].c; c.lineWidth = 2; c.globalAlpha = 0.75;
+    c.beginPath(); c.moveTo(0, 8); c.lineTo(8, 0); c.stroke();
+    hatch[f] = ctx.createPattern(p, 'repeat');
+  });
+
+  function resize() {
+    dpr = window.devicePixelRatio || 1;
+    W = Math.max(300, canvas.parentElement.clientWidth);
+    canvas.width = base.width = Math.round(W * dpr);
+    canvas.height = base.height = Math.round(H * dpr);
+    canvas.style.height = H + 'px';
+    drawBase(); drawOverlay();
+  }
+
+  function niceStep(span, target) {
+    var raw = span / target, p = Math.pow(10, Math.floor(Math.log10(raw))), m = raw / p;
+    return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+  }
+
+  function drawBase() {
+    var c = bctx;
+    c.setTransform(dpr, 0, 0, dpr, 0, 0);
+    c.clearRect(0, 0, W, H);
+    c.fillStyle = '#fff'; c.fillRect(0, 0, W, H);
+    var right = W - 8;
+    // Axis.
+    var step = niceStep(v1 - v0, Math.max(2, (W - LABEL_W) / 110));
+    c.fillStyle = '#6b7785'; c.font = '10px system-ui, sans-serif'; c.strokeStyle = '#eef0f3'; c.lineWidth = 1;
+    for (var tt = Math.ceil((v0 - D.start) / step) * step + D.start; tt <= v1; tt += step) {
+      var x = Math.round(xOf(tt)) + 0.5;
+      if (x < LABEL_W) continue;
+      c.beginPath(); c.moveTo(x, AXIS_H - 4); c.lineTo(x, H - 6); c.stroke();
+      c.fillText(fmtT(tt), x + 2, 12);
+    }
+    // State bands, aggregated per pixel column when segments are narrower than a pixel.
+    for (var n = 0; n < NN; n++) {
+      var y = laneTop(n), idx = perNode[n];
+      c.fillStyle = '#f1f3f5'; c.fillRect(LABEL_W, y, right - LABEL_W, LANE_H);
+      if (idx.length === 0) continue;
+      var k = lastLE(idx.length, function (q) { return T.t[idx[q]]; }, v0);
+      var pcol = -1, pprio = -1, pcolor = '';
+      var flush = function () { if (pcol >= 0) { c.fillStyle = pcolor; c.fillRect(pcol, y, 1, LANE_H); } pcol = -1; pprio = -1; };
+      for (var q = Math.max(-1, k); q < idx.length; q++) {
+        var ta = q < 0 ? D.start : T.t[idx[q]];
+        if (ta > v1) break;
+        var tb = q + 1 < idx.length ? T.t[idx[q + 1]] : D.end;
+        var si = q < 0 ? T.f[idx[0]] : T.s[idx[q]];
+        var x0 = Math.max(LABEL_W, xOf(ta)), x1 = Math.min(right, xOf(tb));
+        if (x1 <= x0 && tb < v0) continue;
+        var px0 = Math.floor(x0), px1 = Math.floor(x1);
+        if (px1 > px0 + 1) {
+          flush();
+          c.fillStyle = stateColor[si]; c.fillRect(x0, y, x1 - x0, LANE_H);
+        } else {
+          if (px0 !== pcol) { flush(); pcol = px0; }
+          if (statePrio[si] > pprio) { pprio = statePrio[si]; pcolor = stateColor[si]; }
+        }
+      }
+      flush();
+      // Epoch numbers on leadership terms.
+      c.fillStyle = '#fff'; c.font = 'bold 11px system-ui, sans-serif';
+      terms[n].forEach(function (term) {
+        if (term.b < v0 || term.a > v1) return;
+        var a = Math.max(LABEL_W, xOf(term.a)), b = Math.min(right, xOf(term.b));
+        if (b - a > 26 && term.epoch >= 0) c.fillText('e' + term.epoch, a + 3, y + 15);
+      });
+    }
+    // Faults.
+    D.faults.forEach(function (f) {
+      if (f.b < v0 || f.a > v1) return;
+      var info = FAULT[f.k] || { c: '#868e96' };
+      var lanes = f.n >= 0 ? [f.n] : nodes.map(function (_, j) { return j; });
+      var a = Math.max(LABEL_W, xOf(f.a)), b = Math.min(right, xOf(f.b));
+      lanes.forEach(function (ln) {
+        var y = laneTop(ln);
+        if (f.b > f.a && b - a >= 1) {
+          c.globalAlpha = 0.55; c.fillStyle = hatch[f.k] || info.c; c.fillRect(a, y, b - a, LANE_H);
+          c.globalAlpha = 1; c.fillStyle = info.c; c.fillRect(a, y, b - a, 3);
+        } else {
+          c.fillStyle = info.c; c.fillRect(a - 1, y - 2, 2.5, LANE_H + 4);
+          c.beginPath(); c.moveTo(a - 4, y - 3); c.lineTo(a + 4, y - 3); c.lineTo(a, y + 3); c.fill();
+        }
+      });
+      if (f.n < 0 && f.k !== 'partition') { c.globalAlpha = 0.4; c.fillStyle = info.c; c.fillRect(a, resTop, Math.max(2, b - a), 4); c.globalAlpha = 1; }
+    });
+    c.globalAlpha = 1;
+    // Resource: accepted writes as short green ticks, rejected ones as tall red ticks.
+    c.fillStyle = '#f8f9fa'; c.fillRect(LABEL_W, resTop, right - LABEL_W, RES_H);
+    var R = D.res, rs = Math.max(0, lastLE(R.t.length, function (q) { return R.t[q]; }, v0));
+    var lastOk = -2, lastBad = -2, lastText = -100;
+    for (var r = rs; r < R.t.length && R.t[r] <= v1; r++) {
+      var rx = Math.floor(xOf(R.t[r]));
+      if (rx < LABEL_W) continue;
+      if (R.ok[r]) {
+        if (rx === lastOk) continue;
+        lastOk = rx; c.fillStyle = nodeColor(R.n[r]); c.fillRect(rx, resTop + RES_H - 12, 1, 12);
+        c.fillStyle = '#2f9e44'; c.fillRect(rx, resTop + RES_H - 3, 1, 3);
+        if (rx - lastText > 40) { c.fillStyle = '#495057'; c.font = '9px system-ui'; c.fillText('t' + R.tok[r], rx + 2, resTop + 10); lastText = rx; }
+      } else {
+        if (rx === lastBad) continue;
+        lastBad = rx; c.fillStyle = '#e03131'; c.fillRect(rx - 1, resTop, 3, RES_H);
+      }
+    }
+    // Violations.
+    markers = [];
+    D.violations.forEach(function (v) {
+      if (v.t < v0 || v.t > v1) return;
+      var vx = Math.round(xOf(v.t));
+      markers.push(vx);
+      c.strokeStyle = v.expected ? '#f08c00' : '#e03131'; c.lineWidth = 2; c.setLineDash(v.expected ? [5, 3] : []);
+      c.beginPath(); c.moveTo(vx, AXIS_H - 6); c.lineTo(vx, resTop + RES_H); c.stroke(); c.setLineDash([]);
+      c.fillStyle = v.expected ? '#f08c00' : '#e03131';
+      c.beginPath(); c.moveTo(vx - 6, 13); c.lineTo(vx + 6, 13); c.lineTo(vx, AXIS_H - 1); c.fill();
+    });
+  }
+
+  function drawOverlay() {
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(base, 0, 0);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (N === 0) return;
+    var t = T.t[cur];
+    if (t < v0 || t > v1) return;
+    var x = Math.round(xOf(t)) + 0.5;
+    ctx.strokeStyle = '#1c7ed6'; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.moveTo(x, AXIS_H - 2); ctx.lineTo(x, H - 6); ctx.stroke();
+    var y = laneTop(T.n[cur]);
+    ctx.strokeStyle = '#1c7ed6'; ctx.lineWidth = 2; ctx.strokeRect(x - 4, y - 1, 8, LANE_H + 2);
+  }
+
+  // Interaction: wheel zoom, drag pan, click seek, hover tooltip.
+  var tip = $('tooltip'), drag = null;
+  canvas.addEventListener('wheel', function (e) {
+    e.preventDefault();
+    var rect = canvas.getBoundingClientRect(), mx = e.clientX - rect.left;
+    if (mx < LABEL_W) return;
+    var tm = tOf(mx), f = Math.pow(1.0015, e.deltaY);
+    v0 = tm - (tm - v0) * f; v1 = tm + (v1 - tm) * f; clampView(); drawBase(); drawOverlay();
+  }, { passive: false });
+  canvas.addEventListener('mousedown', function (e) { drag = { x: e.clientX, v0: v0, v1: v1, moved: false }; });
+  window.addEventListener('mouseup', function (e) {
+    if (!drag) return;
+    var d = drag; drag = null;
+    if (!d.moved) {
+      var rect = canvas.getBoundingClientRect(), mx = e.clientX - rect.left;
+      if (mx >= LABEL_W) seekTime(tOf(mx));
+    }
+  });
+  window.addEventListener('mousemove', function (e) {
+    if (drag) {
+      var dx = e.clientX - drag.x;
+      if (Math.abs(dx) > 3) drag.moved = true;
+      if (drag.moved) {
+        var dt = dx / (W - LABEL_W - 8) * (drag.v1 - drag.v0);
+        v0 = drag.v0 - dt; v1 = drag.v1 - dt; clampView(); drawBase(); drawOverlay();
+      }
+    }
+  });
+  canvas.addEventListener('dblclick', function () { v0 = D.start; v1 = D.end; drawBase(); drawOverlay(); });
+  canvas.addEventListener('mousemove', function (e) {
+    var rect = canvas.getBoundingClientRect(), mx = e.clientX - rect.left, my = e.clientY - rect.top;
+    if (mx < LABEL_W || drag) { tip.hidden = true; return; }
+    var t = tOf(mx), text = fmtT(t);
+    var lane = Math.floor((my - AXIS_H) / (LANE_H + GAP));
+    if (lane >= 0 && lane < NN && my - laneTop(lane) <= LANE_H) {
+      var j = lastLE(N, function (k) { return T.t[k]; }, t);
+      var s = stateIdxAt(lane, j < 0 ? -1 : j), ep = epochAt(lane, j);
+      text += '\n' + nodes[lane] + ': ' + (s >= 0 ? D.states[s] : '—') + (ep >= 0 ? ' (epoch ' + ep + ')' : '');
+      D.faults.forEach(function (f) { if ((f.n === lane || f.n < 0) && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + f.k + (f.d ? ' ' + f.d : ''); });
+    } else if (my >= resTop && my <= resTop + RES_H) {
+      var R = D.res, q = lastLE(R.t.length, function (k) { return R.t[k]; }, tOf(mx + 3));
+      if (q >= 0 && Math.abs(xOf(R.t[q]) - mx) < 4) text += '\n' + nodes[R.n[q]] + ' wrote with token ' + R.tok[q] + ': ' + (R.ok[q] ? 'accepted' : 'REJECTED (high-water ' + R.hw[q] + ')');
+    }
+    D.violations.forEach(function (v) { if (Math.abs(xOf(v.t) - mx) < 4) text += '\nviolation: ' + v.checker + ' — ' + v.message; });
+    tip.textContent = text; tip.hidden = false;
+    tip.style.left = Math.min(mx + 12, W - 260) + 'px'; tip.style.top = (my + 14) + 'px';
+  });
+  canvas.addEventListener('mouseleave', function () { tip.hidden = true; });
+  window.addEventListener('resize', resize);
+
+  resize();
+  setCur(0, true);
+  var firstViolation = D.violations.length ? D.violations[0] : null;
+
+  window.viewer = {
+    nodes: nodes.slice(), count: N, violations: D.violations, firstViolation: firstViolation,
+    current: function () { return cur; },
+    setStep: function (i) { setCur(i); return cur; },
+    next: function () { return stepBy(1); },
+    prev: function () { return stepBy(-1); },
+    seekTime: function (t) { seekTime(t); return cur; },
+    focus: function (name) { setFocus(name === undefined || name === null ? -1 : nodes.indexOf(name)); },
+    stateOf: function (name) { var s = stateIdxAt(nodes.indexOf(name), cur); return s >= 0 ? D.states[s] : null; },
+    epochOf: function (name) { var e = epochAt(nodes.indexOf(name), cur); return e >= 0 ? e : null; },
+    transition: function (i) { i = i === undefined ? cur : i; return { t: T.t[i], node: nodes[T.n[i]], from: D.states[T.f[i]], to: D.states[T.s[i]], event: D.events[T.e[i]], epoch: T.ep[i] }; },
+    markers: function () { return markers.slice(); },
+    view: function () { return [v0, v1]; },
+    readyAt: performance.now(),
+    ready: true
+  };
+  document.body.setAttribute('data-ready', 'true');
+})();
+`;
