@@ -34,6 +34,12 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
     localTime: z.number().optional(),
     /** The renew deadline on the node's own clock, when leader. */
     deadlineAt: z.number().nullable().optional(),
+    /** Simulator only: the real (virtual) time at which the node's own clock reaches `deadlineAt`. */
+    deadlineT: z.number().nullable().optional(),
+    /** The highest epoch this node (this incarnation) has seen. */
+    highestEpochSeen: z.number().optional(),
+    /** Simulator only: counts restarts of the node; a crash loses the memory of the previous incarnation. */
+    incarnation: z.number().optional(),
   }),
   z.object({
     ...base,
@@ -62,6 +68,22 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
     token: z.number(),
     accepted: z.boolean(),
     highWater: z.number(),
+    /** Simulator only: real time at which the writer claimed the token (assertLeader) for this write. */
+    claimedT: z.number().optional(),
+  }),
+  z.object({
+    ...base,
+    kind: z.literal('work'),
+    node: z.string(),
+    /**
+     * Leader work as the node does it: `claim` = assertLeader() returned the token (the node acts as leader now);
+     * `send` = the fenced write leaves the node (possibly later, after a pause); `start`/`stop` = whileLeader work.
+     */
+    phase: z.enum(['start', 'claim', 'send', 'stop']),
+    token: z.number(),
+    localTime: z.number().optional(),
+    /** The node's deadline as assertLeader saw it (own clock). */
+    deadlineAt: z.number().optional(),
   }),
   z.object({
     ...base,

@@ -1,0 +1,220 @@
+import type { ClockSpec } from './clock.js';
+import { Rng } from './rng.js';
+
+/** A scheduled fault. Times are real (virtual) milliseconds since the run began; `node` is a 0-based host index. */
+export type FaultSpec =
+  /** Cut the node from the store: `both`, only its requests (`to-store`), or only the replies (`from-store`). */
+  | { kind: 'partition'; at: number; node: number; durationMs: number; direction: 'both' | 'to-store' | 'from-store' }
+  /** A partition that goes up and down every `periodMs` for `durationMs`. */
+  | { kind: 'flap'; at: number; node: number; durationMs: number; periodMs: number }
+  /** GC / SIGSTOP: timers and handlers frozen, clocks keep running. */
+  | { kind: 'pause'; at: number; node: number; durationMs: number }
+  /** Process dies (memory lost, no release) and restarts as a new elector after `durationMs`. */
+  | { kind: 'crash'; at: number; node: number; durationMs: number }
+  /** Step of the node's wall clock (the monotonic clock is unaffected). */
+  | { kind: 'clock-jump'; at: number; node: number; jumpMs: number }
+  /** The node's drift rate changes to `driftRate` for `durationMs`, then returns to its base rate. */
+  | { kind: 'drift'; at: number; node: number; durationMs: number; driftRate: number }
+  /** Message loss / duplication on every store link for `durationMs`. */
+  | { kind: 'loss'; at: number; durationMs: number; requestLoss: number; replyLoss: number; duplicate: number }
+  /** The store forgets everything (a Redis without persistence restarting). */
+  | { kind: 'store-wipe'; at: number };
+
+export type FaultKind = FaultSpec['kind'];
+export const FAULT_CLASSES = ['partition', 'skew', 'drift', 'pause', 'crash', 'loss'] as const;
+export type FaultClass = (typeof FAULT_CLASSES)[number] | 'wipe';
+
+export interface SimTiming {
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+  readonly maxDriftRate: number;
+  readonly requestTimeoutMs?: number;
+}
+
+export interface Scenario {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly durationMs: number;
+  readonly timing: SimTiming;
+  readonly network: {
+    /** One-way latency is drawn in [min, max], skewed towards min (u³). */
+    readonly minLatencyMs: number;
+    readonly maxLatencyMs: number;
+  };
+  readonly clocks: readonly ClockSpec[];
+  readonly faults: readonly FaultSpec[];
+  /** The protected resource checks tokens with a FenceGuard; `false` accepts every write (for the pipeline test). */
+  readonly fencing: boolean;
+  /** Build the machine without option validation (deliberately unsafe timing). */
+  readonly unsafeTiming?: boolean;
+  /** Leader work: every `intervalMs` a leader claims its token and, `durationMs` later, sends a fenced write. */
+  readonly work: { readonly intervalMs: number; readonly durationMs: number };
+  /** The stated pause margin: pauses up to this long are within the assumptions. */
+  readonly pauseMarginMs?: number;
+  readonly onStale?: 'rejoin' | 'shutdown';
+}
+
+export const DEFAULT_TIMING: SimTiming = { leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 200, maxDriftRate: 0.01 };
+
+/** The margin between the longest a leader may believe it leads and the earliest a follower may take over (real ms). */
+export function exclusivityMarginMs(t: SimTiming): number {
+  return t.leaseDurationMs / (1 + t.maxDriftRate) - t.renewDeadlineMs / (1 - t.maxDriftRate);
+}
+
+export function pauseMargin(s: Scenario): number {
+  return s.pauseMarginMs ?? Math.max(0, Math.floor(exclusivityMarginMs(s.timing)));
+}
+
+export function requestTimeout(t: SimTiming): number {
+  return t.requestTimeoutMs ?? t.retryPeriodMs;
+}
+
+export interface GenerateOptions {
+  nodes?: number;
+  durationMs?: number;
+  timing?: Partial<SimTiming>;
+  faults?: readonly FaultClass[] | 'all' | 'none';
+  /** Faults per simulated minute (default 12). */
+  faultRate?: number;
+  /** Allow drift beyond maxDriftRate and pauses beyond the margin (runs then record violated assumptions). */
+  breakAssumptions?: boolean;
+  fencing?: boolean;
+  unsafeTiming?: boolean;
+  minLatencyMs?: number;
+  maxLatencyMs?: number;
+}
+
+export function faultClasses(f: GenerateOptions['faults']): FaultClass[] {
+  if (f === undefined || f === 'all') return [...FAULT_CLASSES];
+  if (f === 'none') return [];
+  return [...f];
+}
+
+/** The quiet tail of a run: long enough after the last fault heals for the liveness checker to judge. */
+export function quietTailMs(s: Pick<Scenario, 'timing' | 'network'>, slowest = 1 - s.timing.maxDriftRate): number {
+  return Math.ceil(livenessBoundMs(s.timing, s.network.maxLatencyMs, slowest) * 1.25) + 100;
+}
+
+/**
+ * Liveness bound, derived from the machine (real ms after the last fault healed, k = 1 / slowest clock rate,
+ * RTT = 2 × max one-way latency):
+ * - a node's pending request may have been lost: it times out after requestTimeout, waits retryPeriod, reads again
+ *   (+RTT); a write still in flight at the heal (≤ one-way latency) may change the version once more, costing one
+ *   more read cycle: the first reply showing the final version arrives by k·(requestTimeout + retry) + 2·RTT + one-way;
+ * - it then waits leaseDuration on its own clock, and only notices at the next read reply: + k·(lease + retry) + RTT;
+ * - the compare-and-set (its own or a rival's that won) is answered within one more RTT.
+ */
+export function livenessBoundMs(t: SimTiming, maxLatencyMs: number, slowestRate = 1 - t.maxDriftRate): number {
+  const k = 1 / slowestRate;
+  const rtt = 2 * maxLatencyMs;
+  return k * (requestTimeout(t) + 2 * t.retryPeriodMs + t.leaseDurationMs) + 4 * rtt + maxLatencyMs;
+}
+
+/** A scenario drawn from a seed: the CLI's campaigns and `replay --seed` use this. */
+export function generateScenario(seed: number, o: GenerateOptions = {}): Scenario {
+  const rng = new Rng(seed ^ 0x5eed5eed);
+  const timing: SimTiming = { ...DEFAULT_TIMING, ...o.timing };
+  const nodes = o.nodes ?? 5;
+  const durationMs = o.durationMs ?? 60_000;
+  const classes = faultClasses(o.faults);
+  const network = { minLatencyMs: o.minLatencyMs ?? 1, maxLatencyMs: o.maxLatencyMs ?? 40 };
+  const rho = timing.maxDriftRate;
+  const clocks: ClockSpec[] = [];
+  for (let i = 0; i < nodes; i++) {
+    const skew = classes.includes('skew') || classes.includes('drift');
+    const wobble = skew ? rng.range(0, rho * 0.3) : 0;
+    const drift = classes.includes('drift') ? rng.range(-(rho - wobble), rho - wobble) * 0.999 : 0;
+    clocks.push({
+      offsetMs: skew ? Math.floor(rng.range(0, 1e9)) : 0,
+      driftRate: drift,
+      wobbleRate: wobble,
+      wobblePeriodMs: rng.int(500, 5000),
+      wallStartMs: 1_700_000_000_000 + (skew ? Math.floor(rng.range(-3.6e6, 3.6e6)) : 0),
+    });
+  }
+  const margin = Math.max(0, Math.floor(exclusivityMarginMs(timing)));
+  const quiet = quietTailMs({ timing, network });
+  const faultEnd = Math.max(0, durationMs - quiet);
+  const count = Math.round(((o.faultRate ?? 12) * durationMs) / 60_000);
+  const faults: FaultSpec[] = [];
+  const busyUntil = new Array<number>(nodes).fill(0);
+  const pool: FaultClass[] = [...classes];
+  if (classes.length > 0 && o.faults !== undefined && o.faults !== 'all' && (o.faults as readonly string[]).includes('wipe')) pool.push('wipe');
+  for (let n = 0; n < count && pool.length > 0 && faultEnd > 0; n++) {
+    const cls = rng.pick(pool);
+    const node = rng.int(0, nodes - 1);
+    const at = Math.floor(rng.range(500, Math.max(501, faultEnd - 100)));
+    const maxDur = Math.max(1, faultEnd - at);
+    const dur = (lo: number, hi: number) => Math.max(1, Math.min(maxDur, Math.floor(rng.range(lo, hi))));
+    if (cls !== 'loss' && cls !== 'wipe' && busyUntil[node]! > at) continue;
+    let f: FaultSpec;
+    switch (cls) {
+      case 'partition': {
+        const r = rng.next();
+        f =
+          r < 0.2
+            ? { kind: 'flap', at, node, durationMs: dur(500, 6000), periodMs: rng.int(50, 800) }
+            : { kind: 'partition', at, node, durationMs: dur(100, 5000), direction: r < 0.6 ? 'both' : r < 0.8 ? 'to-store' : 'from-store' };
+        break;
+      }
+      case 'pause': {
+        const long = o.breakAssumptions && rng.chance(0.5);
+        f = { kind: 'pause', at, node, durationMs: long ? dur(margin + 1, margin + 4000) : dur(1, Math.max(2, margin)) };
+        break;
+      }
+      case 'crash':
+        f = { kind: 'crash', at, node, durationMs: dur(1, 4000) };
+        break;
+      case 'skew':
+        f = { kind: 'clock-jump', at, node, jumpMs: Math.floor(rng.range(-3.6e6, 3.6e6)) };
+        break;
+      case 'drift': {
+        const beyond = o.breakAssumptions && rng.chance(0.5);
+        const w = clocks[node]!.wobbleRate;
+        const rate = beyond ? (rng.chance(0.5) ? 1 : -1) * rng.range(rho * 3, Math.min(0.5, rho * 30 + 0.1)) : rng.range(-(rho - w), rho - w) * 0.999;
+        f = { kind: 'drift', at, node, durationMs: dur(500, 10_000), driftRate: rate };
+        break;
+      }
+      case 'loss':
+        f = { kind: 'loss', at, durationMs: dur(200, 4000), requestLoss: rng.range(0, 0.5), replyLoss: rng.range(0, 0.5), duplicate: rng.range(0, 0.3) };
+        break;
+      default:
+        f = { kind: 'store-wipe', at };
+    }
+    if ('node' in f && 'durationMs' in f) busyUntil[node] = at + f.durationMs + 1;
+    faults.push(f);
+  }
+  faults.sort((a, b) => a.at - b.at);
+  return {
+    seed,
+    nodes,
+    durationMs,
+    timing,
+    network,
+    clocks,
+    faults,
+    fencing: o.fencing ?? true,
+    unsafeTiming: o.unsafeTiming ?? false,
+    work: { intervalMs: 50, durationMs: 10 },
+  };
+}
+
+/** Assumptions a scenario breaks on purpose, derived from the scenario itself (not from what happened). */
+export function violatedAssumptions(s: Scenario): string[] {
+  const out = new Set<string>();
+  const rho = s.timing.maxDriftRate;
+  const t = s.timing;
+  if (s.unsafeTiming && t.renewDeadlineMs * (1 + rho) >= t.leaseDurationMs * (1 - rho)) out.add('unsafe-timing');
+  const beyond = (drift: number, wobble: number) => Math.abs(drift) + wobble > rho + 1e-12;
+  s.clocks.forEach((c) => {
+    if (beyond(c.driftRate, c.wobbleRate)) out.add('drift-beyond-max');
+  });
+  const margin = pauseMargin(s);
+  for (const f of s.faults) {
+    if (f.kind === 'drift' && beyond(f.driftRate, s.clocks[f.node]?.wobbleRate ?? 0)) out.add('drift-beyond-max');
+    if (f.kind === 'pause' && f.durationMs > margin) out.add('long-pause');
+    if (f.kind === 'store-wipe') out.add('store-data-loss');
+  }
+  return [...out].sort();
+}

@@ -1,0 +1,658 @@
+import { type AnyActorRef, createActor, fromCallback, type InspectionEvent } from 'xstate';
+import { MemoryLeaseStore } from '../src/adapters/MemoryLeaseStore.js';
+import type { ElectionClock } from '../src/clock.js';
+import { createElector, type LeaderWork } from '../src/createElector.js';
+import { CasMismatchError, NotLeaderError } from '../src/errors.js';
+import { FenceGuard } from '../src/FenceGuard.js';
+import { silentLogger } from '../src/logger.js';
+import {
+  type ElectionContext,
+  electionMachine,
+  type ReadLeaseInput,
+  type ReadLeaseReply,
+  type WriteLeaseInput,
+  type WriteLeaseReply,
+} from '../src/machines/electionMachine.js';
+import { leaseKey } from '../src/machines/leaseRecord.js';
+import { type Checker, defaultCheckers, runCheckers, type Violation } from './checkers.js';
+import { ClockModel, type DriftChange } from './clock.js';
+import { Rng } from './rng.js';
+import { livenessBoundMs, pauseMargin, requestTimeout, type Scenario, violatedAssumptions } from './scenario.js';
+import { Scheduler, type SimEvent } from './scheduler.js';
+import { type RunStats, summarize } from './stats.js';
+import { TRACE_FORMAT, type TraceLine } from './trace.js';
+
+/** What a simulated node runs: the elector surface the simulator and workloads use. */
+export interface SimElector {
+  readonly actor: AnyActorRef & { getSnapshot(): any; start(): void; stop(): void };
+  start(): void;
+  isLeader(): boolean;
+  assertLeader(): number;
+  whileLeader(work: LeaderWork): void;
+}
+
+/** What a workload sees of the node it runs on. Everything here is frozen by a pause and voided by a crash. */
+export interface HostContext {
+  readonly index: number;
+  readonly nodeId: string;
+  readonly incarnation: number;
+  /** The node's own clock (monotonic `now()`, skewed `wallNow()`, timers on the scheduler). */
+  readonly clock: ElectionClock;
+  readonly elector: SimElector;
+  /** A random stream for this workload on this node (deterministic per seed). */
+  readonly rng: Rng;
+  /** Real (virtual) time, for trace lines only — never for decisions a real node could not make. */
+  realNow(): number;
+  emit(line: TraceLine): void;
+  /** Sends a fenced write to the protected resource over the (lossless, partition-free) resource link. */
+  writeResource(token: number, claimedT: number): void;
+}
+
+/**
+ * An extra per-node process: started on every (re)start of a node after its elector is built and before it
+ * starts. Agents and tasks (issue 4) join the simulator as workloads.
+ */
+export interface Workload {
+  readonly name: string;
+  start(host: HostContext): void;
+}
+
+export interface SimulateOptions {
+  /** Extra per-node processes; the default is the fenced-resource writer. */
+  readonly workloads?: readonly Workload[];
+  readonly checkers?: readonly Checker[];
+  /** Record store messages (request/applied/reply/loss) in the trace; on by default. */
+  readonly traceStore?: boolean;
+  /** Observe every XState inspection event of every node (e.g. to record `inspect` lines). */
+  readonly onInspect?: (node: string, event: InspectionEvent, realT: number) => void;
+}
+
+export interface SimResult {
+  readonly scenario: Scenario;
+  readonly trace: TraceLine[];
+  readonly violations: Violation[];
+  readonly stats: RunStats;
+  /** Machine transitions (state changes) across all nodes. */
+  readonly transitions: number;
+  /** Scheduler events processed. */
+  readonly events: number;
+}
+
+interface Host {
+  readonly index: number;
+  readonly nodeId: string;
+  readonly clock: ClockModel;
+  incarnation: number;
+  alive: boolean;
+  pauseDepth: number;
+  frozen: SimEvent[];
+  cutTo: number;
+  cutFrom: number;
+  lastPath: string;
+  elector: SimElector | undefined;
+}
+
+interface LossWindow {
+  requestLoss: number;
+  replyLoss: number;
+  duplicate: number;
+}
+
+const ELECTION = 'sim';
+
+/** The leader-work workload: claims the token with assertLeader(), works, then writes to the fenced resource. */
+export const resourceWriter = (intervalMs: number, durationMs: number, marginMs: number, maxDrift: number): Workload => ({
+  name: 'resource-writer',
+  start(host) {
+    const { clock, elector } = host;
+    elector.whileLeader(({ signal }) => {
+      const tick = () => {
+        if (signal.aborted) return;
+        clock.setTimeout(tick, intervalMs);
+        let token: number;
+        try {
+          token = elector.assertLeader();
+        } catch (err) {
+          if (NotLeaderError.is(err)) return;
+          throw err;
+        }
+        const snapshot = elector.actor.getSnapshot();
+        const deadlineAt = (snapshot.context as ElectionContext).deadlineAt;
+        const localTime = clock.now();
+        // Only start work that fits before the deadline with the stated pause margin to spare.
+        if (deadlineAt - localTime <= durationMs * (1 + maxDrift) + marginMs * (1 + maxDrift) + 1) return;
+        const claimedT = host.realNow();
+        host.emit({ t: claimedT, kind: 'work', node: host.nodeId, phase: 'claim', token, localTime, deadlineAt });
+        // The write is already under way: a pause here delays it past the deadline, and only fencing stops it.
+        clock.setTimeout(() => {
+          host.emit({ t: host.realNow(), kind: 'work', node: host.nodeId, phase: 'send', token, localTime: clock.now(), deadlineAt });
+          host.writeResource(token, claimedT);
+        }, durationMs);
+      };
+      tick();
+      return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    });
+  },
+});
+
+function statePath(value: unknown): string {
+  if (typeof value === 'string') return value;
+  let out = '';
+  let v: any = value;
+  while (v && typeof v === 'object') {
+    const k = Object.keys(v)[0]!;
+    out = out ? `${out}.${k}` : k;
+    v = v[k];
+  }
+  return typeof v === 'string' ? `${out}.${v}` : out;
+}
+
+/** Runs one scenario on the real electionMachine (through createElector) and returns its trace and verdicts. */
+export async function simulate(scenario: Scenario, options: SimulateOptions = {}): Promise<SimResult> {
+  const sched = new Scheduler();
+  const rng = new Rng(scenario.seed);
+  const netRng = rng.fork(1);
+  const workRng = rng.fork(2);
+  const trace: TraceLine[] = [];
+  const traceStore = options.traceStore ?? true;
+  const end = scenario.durationMs;
+  const timing = scenario.timing;
+  const reqTimeout = requestTimeout(timing);
+  const margin = pauseMargin(scenario);
+  const store = new MemoryLeaseStore({ storeClock: () => sched.now });
+  const guard = new FenceGuard();
+  let resourceHigh = 0;
+  const losses: LossWindow[] = [];
+  let transitions = 0;
+  let microtasksPending = false;
+
+  const driftChanges: DriftChange[][] = scenario.clocks.map(() => []);
+  for (const f of scenario.faults) {
+    if (f.kind === 'drift' && driftChanges[f.node]) {
+      driftChanges[f.node]!.push({ at: f.at, driftRate: f.driftRate });
+      driftChanges[f.node]!.push({ at: f.at + f.durationMs, driftRate: scenario.clocks[f.node]!.driftRate });
+    }
+  }
+  const hosts: Host[] = [];
+  for (let i = 0; i < scenario.nodes; i++) {
+    const spec = scenario.clocks[i] ?? { offsetMs: 0, driftRate: 0, wobbleRate: 0, wobblePeriodMs: 1000, wallStartMs: 1_700_000_000_000 };
+    hosts.push({
+      index: i,
+      nodeId: `n${i + 1}`,
+      clock: new ClockModel(spec, driftChanges[i]),
+      incarnation: 0,
+      alive: false,
+      pauseDepth: 0,
+      frozen: [],
+      cutTo: 0,
+      cutFrom: 0,
+      lastPath: '',
+      elector: undefined,
+    });
+  }
+  let slowest = Number.POSITIVE_INFINITY;
+  let fastest = 0;
+  for (const h of hosts) {
+    const b = h.clock.rateBounds();
+    slowest = Math.min(slowest, b.slowest);
+    fastest = Math.max(fastest, b.fastest);
+  }
+  const emit = (line: TraceLine) => {
+    trace.push(line);
+  };
+  emit({
+    kind: 'meta',
+    format: TRACE_FORMAT,
+    seed: scenario.seed,
+    nodes: hosts.map((h) => h.nodeId),
+    options: {
+      ...timing,
+      requestTimeoutMs: reqTimeout,
+      nodes: scenario.nodes,
+      durationMs: scenario.durationMs,
+      fencing: scenario.fencing,
+      maxLatencyMs: scenario.network.maxLatencyMs,
+      slowestClockRate: slowest,
+      fastestClockRate: fastest,
+      pauseMarginMs: margin,
+      livenessBoundMs: livenessBoundMs(timing, scenario.network.maxLatencyMs, Math.min(slowest, 1 - timing.maxDriftRate)),
+      scenario,
+    },
+    violatedAssumptions: violatedAssumptions(scenario),
+  });
+
+  const latency = () => {
+    const { minLatencyMs: lo, maxLatencyMs: hi } = scenario.network;
+    const u = netRng.next();
+    return lo + (hi - lo) * u * u * u;
+  };
+  const loss = (): LossWindow => {
+    if (losses.length === 0) return { requestLoss: 0, replyLoss: 0, duplicate: 0 };
+    const out = { requestLoss: 0, replyLoss: 0, duplicate: 0 };
+    for (const l of losses) {
+      out.requestLoss = Math.max(out.requestLoss, l.requestLoss);
+      out.replyLoss = Math.max(out.replyLoss, l.replyLoss);
+      out.duplicate = Math.max(out.duplicate, l.duplicate);
+    }
+    return out;
+  };
+
+  /** A request to the store: applied at the instant it arrives; the reply is a message scheduled back to the node. */
+  function storeCall<R extends { type: string }>(
+    host: Host,
+    op: 'read' | 'write',
+    requestId: number,
+    apply: () => { reply: R; version?: string | null },
+    deliver: (reply: R) => void,
+  ): void {
+    const incarnation = host.incarnation;
+    const node = host.nodeId;
+    if (traceStore) emit({ t: sched.now, kind: 'store', node, phase: 'request', op, requestId });
+    const w = loss();
+    const copies = netRng.chance(w.duplicate) ? 2 : 1;
+    for (let copy = 0; copy < copies; copy++) {
+      const lostRequest = netRng.chance(w.requestLoss);
+      if (copy === 1 && traceStore) emit({ t: sched.now, kind: 'store', node, phase: 'duplicate', op, requestId });
+      sched.at(sched.now + latency(), -1, 0, () => {
+        if (lostRequest || host.cutTo > 0) {
+          if (traceStore) emit({ t: sched.now, kind: 'store', node, phase: 'lost-request', op, requestId });
+          return;
+        }
+        const { reply, version } = apply();
+        if (traceStore) emit({ t: sched.now, kind: 'store', node, phase: 'applied', op, requestId, outcome: reply.type, version: version ?? null });
+        const w2 = loss();
+        const lostReply = netRng.chance(w2.replyLoss);
+        const replyCopies = netRng.chance(w2.duplicate) ? 2 : 1;
+        for (let rc = 0; rc < replyCopies; rc++) {
+          sched.at(sched.now + latency(), host.index, incarnation, () => {
+            if (lostReply || host.cutFrom > 0) {
+              if (traceStore) emit({ t: sched.now, kind: 'store', node, phase: 'lost-reply', op, requestId, outcome: reply.type });
+              return;
+            }
+            if (traceStore) emit({ t: sched.now, kind: 'store', node, phase: rc === 0 ? 'reply' : 'duplicate', op, requestId, outcome: reply.type });
+            deliver(reply);
+          });
+        }
+      });
+    }
+  }
+
+  function storeActors(host: Host) {
+    const readLease = fromCallback<any, ReadLeaseInput>(({ input, sendBack }) => {
+      let live = true;
+      storeCall<ReadLeaseReply>(
+        host,
+        'read',
+        input.requestId,
+        () => {
+          const entry = store.readSync(input.key);
+          return { reply: { type: 'lease.read', requestId: input.requestId, entry }, version: entry?.version ?? null };
+        },
+        (reply) => {
+          if (live) sendBack(reply);
+        },
+      );
+      return () => {
+        live = false;
+      };
+    });
+    const writeLease = fromCallback<any, WriteLeaseInput>(({ input, sendBack }) => {
+      let live = true;
+      storeCall<WriteLeaseReply>(
+        host,
+        'write',
+        input.requestId,
+        () => {
+          try {
+            const [version] = store.commitSync([{ key: input.key, expectedVersion: input.expectedVersion, value: input.record as any }]);
+            return { reply: { type: 'lease.written', requestId: input.requestId, version: version! }, version: version! };
+          } catch (error) {
+            if (CasMismatchError.is(error)) return { reply: { type: 'lease.conflict', requestId: input.requestId } };
+            return { reply: { type: 'lease.failed', requestId: input.requestId, error } };
+          }
+        },
+        (reply) => {
+          if (live) sendBack(reply);
+        },
+      );
+      return () => {
+        live = false;
+      };
+    });
+    return { readLease, writeLease };
+  }
+
+  function hostClock(host: Host, incarnation: number): ElectionClock {
+    const model = host.clock;
+    return {
+      setTimeout: (fn, ms) => sched.at(model.realAt(model.local(sched.now) + Math.max(ms, 0)), host.index, incarnation, fn),
+      clearTimeout: (id) => {
+        if (id) (id as SimEvent).cancelled = true;
+      },
+      now: () => model.local(sched.now),
+      wallNow: () => model.wall(sched.now),
+    };
+  }
+
+  const workloads = options.workloads ?? [
+    resourceWriter(scenario.work.intervalMs, scenario.work.durationMs, margin, timing.maxDriftRate),
+  ];
+
+  function boot(host: Host): void {
+    const incarnation = host.incarnation;
+    const clock = hostClock(host, incarnation);
+    const actorId = `election:${ELECTION}:${host.nodeId}`;
+    const inspect = (ev: InspectionEvent) => {
+      if (host.incarnation !== incarnation || !host.alive) return;
+      options.onInspect?.(host.nodeId, ev, sched.now);
+      if (ev.type !== '@xstate.snapshot' || (ev.actorRef as AnyActorRef).id !== actorId) return;
+      const snapshot = ev.snapshot as any;
+      if (snapshot.status !== 'active' && snapshot.status !== 'done') return;
+      const path = statePath(snapshot.value);
+      if (path === host.lastPath) return;
+      const ctx = snapshot.context as ElectionContext;
+      const leader = path.startsWith('leader');
+      const localTime = clock.now();
+      if (leader && !host.lastPath.startsWith('leader')) microtasksPending = true;
+      transitions++;
+      emit({
+        t: sched.now,
+        kind: 'transition',
+        node: host.nodeId,
+        from: host.lastPath || 'start',
+        to: path,
+        event: (ev.event as { type: string }).type,
+        epoch: ctx.epoch ?? null,
+        localTime,
+        deadlineAt: leader ? ctx.deadlineAt : null,
+        deadlineT: leader ? host.clock.realAt(ctx.deadlineAt) : null,
+        highestEpochSeen: ctx.highestEpochSeen,
+        incarnation,
+      });
+      host.lastPath = path;
+    };
+    const actors = storeActors(host);
+    const elector = scenario.unsafeTiming
+      ? rawElector(host.nodeId, actorId, clock, actors, inspect, scenario)
+      : (createElector({
+          election: ELECTION,
+          nodeId: host.nodeId,
+          store: simStoreStub as any,
+          clock,
+          actors,
+          inspect,
+          logger: silentLogger,
+          leaseDurationMs: timing.leaseDurationMs,
+          renewDeadlineMs: timing.renewDeadlineMs,
+          retryPeriodMs: timing.retryPeriodMs,
+          maxDriftRate: timing.maxDriftRate,
+          requestTimeoutMs: reqTimeout,
+          onStale: scenario.onStale ?? 'rejoin',
+        }) as unknown as SimElector);
+    host.elector = elector;
+    host.alive = true;
+    const ctx: HostContext = {
+      index: host.index,
+      nodeId: host.nodeId,
+      incarnation,
+      clock,
+      elector,
+      rng: workRng.fork(host.index * 1000 + incarnation),
+      realNow: () => sched.now,
+      emit: (line) => {
+        if (host.incarnation === incarnation) emit(line);
+      },
+      writeResource: (token, claimedT) => {
+        sched.at(sched.now + latency(), -1, 0, () => {
+          let accepted = true;
+          if (scenario.fencing) {
+            try {
+              guard.admitSync(token);
+            } catch {
+              accepted = false;
+            }
+          }
+          if (accepted) resourceHigh = Math.max(resourceHigh, token);
+          emit({ t: sched.now, kind: 'resource', node: host.nodeId, token, accepted, highWater: scenario.fencing ? guard.highWater : resourceHigh, claimedT });
+        });
+      },
+    };
+    for (const w of workloads) w.start(ctx);
+    elector.start();
+  }
+
+  function crash(host: Host): void {
+    if (!host.alive) return;
+    transitions++;
+    emit({ t: sched.now, kind: 'transition', node: host.nodeId, from: host.lastPath, to: 'crashed', event: 'crash', epoch: null, incarnation: host.incarnation });
+    host.alive = false;
+    host.incarnation++;
+    host.frozen = [];
+    host.pauseDepth = 0;
+    host.lastPath = 'crashed';
+    const elector = host.elector;
+    host.elector = undefined;
+    elector?.actor.stop();
+  }
+
+  function resume(host: Host): void {
+    const frozen = host.frozen;
+    host.frozen = [];
+    for (const ev of frozen) sched.requeue(ev, sched.now);
+  }
+
+  // The fault schedule, as environment events.
+  const faultEvent = (at: number, fn: () => void) => sched.at(at, -1, 0, fn);
+  for (const f of scenario.faults) {
+    const host = 'node' in f ? hosts[f.node] : undefined;
+    if ('node' in f && !host) continue;
+    const node = host?.nodeId;
+    switch (f.kind) {
+      case 'partition': {
+        const to = f.direction !== 'from-store';
+        const from = f.direction !== 'to-store';
+        faultEvent(f.at, () => {
+          if (to) host!.cutTo++;
+          if (from) host!.cutFrom++;
+          emit({ t: sched.now, kind: 'fault', fault: 'partition', node, durationMs: f.durationMs, detail: { direction: f.direction } });
+        });
+        faultEvent(f.at + f.durationMs, () => {
+          if (to) host!.cutTo--;
+          if (from) host!.cutFrom--;
+          emit({ t: sched.now, kind: 'fault', fault: 'heal', node, detail: { of: 'partition', direction: f.direction } });
+        });
+        break;
+      }
+      case 'flap': {
+        const period = Math.max(1, f.periodMs);
+        for (let s = f.at, up = true; s < f.at + f.durationMs; s += period, up = !up) {
+          const cut = up;
+          const dur = Math.min(period, f.at + f.durationMs - s);
+          if (!cut) continue;
+          faultEvent(s, () => {
+            host!.cutTo++;
+            host!.cutFrom++;
+            emit({ t: sched.now, kind: 'fault', fault: 'partition', node, durationMs: dur, detail: { direction: 'both', flapping: true } });
+          });
+          faultEvent(s + dur, () => {
+            host!.cutTo--;
+            host!.cutFrom--;
+            emit({ t: sched.now, kind: 'fault', fault: 'heal', node, detail: { of: 'partition', flapping: true } });
+          });
+        }
+        break;
+      }
+      case 'pause': {
+        let incarnation = -1;
+        faultEvent(f.at, () => {
+          if (!host!.alive) return;
+          incarnation = host!.incarnation;
+          host!.pauseDepth++;
+          emit({ t: sched.now, kind: 'fault', fault: 'pause', node, durationMs: f.durationMs });
+        });
+        faultEvent(f.at + f.durationMs, () => {
+          if (incarnation !== host!.incarnation || host!.pauseDepth === 0) return;
+          host!.pauseDepth--;
+          emit({ t: sched.now, kind: 'fault', fault: 'resume', node });
+          if (host!.pauseDepth === 0) resume(host!);
+        });
+        break;
+      }
+      case 'crash': {
+        let crashed = false;
+        faultEvent(f.at, () => {
+          if (!host!.alive) return;
+          crashed = true;
+          emit({ t: sched.now, kind: 'fault', fault: 'crash', node, durationMs: f.durationMs });
+          crash(host!);
+        });
+        faultEvent(f.at + f.durationMs, () => {
+          if (!crashed || host!.alive) return;
+          emit({ t: sched.now, kind: 'fault', fault: 'restart', node });
+          boot(host!);
+        });
+        break;
+      }
+      case 'clock-jump':
+        faultEvent(f.at, () => {
+          host!.clock.jumpWall(f.jumpMs);
+          emit({ t: sched.now, kind: 'fault', fault: 'clock-jump', node, detail: { jumpMs: f.jumpMs } });
+        });
+        break;
+      case 'drift':
+        faultEvent(f.at, () =>
+          emit({ t: sched.now, kind: 'fault', fault: 'drift', node, durationMs: f.durationMs, detail: { driftRate: f.driftRate } }),
+        );
+        faultEvent(f.at + f.durationMs, () =>
+          emit({ t: sched.now, kind: 'fault', fault: 'drift', node, detail: { driftRate: scenario.clocks[f.node]!.driftRate, revert: true } }),
+        );
+        break;
+      case 'loss': {
+        const window: LossWindow = { requestLoss: f.requestLoss, replyLoss: f.replyLoss, duplicate: f.duplicate };
+        faultEvent(f.at, () => {
+          losses.push(window);
+          emit({ t: sched.now, kind: 'fault', fault: 'loss', durationMs: f.durationMs, detail: { ...window } });
+        });
+        faultEvent(f.at + f.durationMs, () => {
+          losses.splice(losses.indexOf(window), 1);
+          emit({ t: sched.now, kind: 'fault', fault: 'heal', detail: { of: 'loss' } });
+        });
+        break;
+      }
+      case 'store-wipe':
+        faultEvent(f.at, () => {
+          store.wipe();
+          emit({ t: sched.now, kind: 'fault', fault: 'store-wipe' });
+        });
+        break;
+    }
+  }
+
+  for (const h of hosts) boot(h);
+  if (microtasksPending) {
+    microtasksPending = false;
+    await Promise.resolve();
+  }
+  let events = 0;
+  for (;;) {
+    if (sched.peekTime() > end) break;
+    const ev = sched.pop()!;
+    if (ev.cancelled) continue;
+    if (ev.host >= 0) {
+      const host = hosts[ev.host]!;
+      if (ev.incarnation !== host.incarnation || !host.alive) continue;
+      if (host.pauseDepth > 0) {
+        host.frozen.push(ev);
+        continue;
+      }
+    }
+    events++;
+    ev.fn();
+    if (microtasksPending) {
+      // whileLeader() starts leader work on a microtask: let it run at this same virtual instant.
+      microtasksPending = false;
+      await Promise.resolve();
+      await Promise.resolve();
+    }
+  }
+  sched.now = end;
+  for (const h of hosts) {
+    if (h.alive) {
+      h.alive = false;
+      h.incarnation++;
+      h.elector?.actor.stop();
+    }
+  }
+  const checkers = options.checkers ?? defaultCheckers;
+  const violations = runCheckers(trace, checkers);
+  for (const v of violations) trace.push({ kind: 'violation', ...v });
+  return { scenario, trace, violations, stats: summarize(trace), transitions, events };
+}
+
+const simStoreStub = {
+  kind: 'simulated',
+  capabilities: { watch: false, storeClock: false, durable: false, multiProcess: true },
+  read: () => Promise.reject(new Error('the simulator delivers store replies as messages')),
+  compareAndSet: () => Promise.reject(new Error('the simulator delivers store replies as messages')),
+  commit: () => Promise.reject(new Error('the simulator delivers store replies as messages')),
+  close: async () => {},
+};
+
+/**
+ * The same electionMachine with the same actors, but without createElector's option validation: used only by
+ * scenarios that set `unsafeTiming` to show the pipeline catching an unsafe configuration. Mirrors createElector's
+ * assertLeader (state + deadline checked at call time) and whileLeader (work started on entering `leader`, signal
+ * aborted on leaving it).
+ */
+function rawElector(
+  nodeId: string,
+  id: string,
+  clock: ElectionClock,
+  actors: { readLease: unknown; writeLease: unknown },
+  inspect: (ev: InspectionEvent) => void,
+  scenario: Scenario,
+): SimElector {
+  const works: LeaderWork[] = [];
+  const machine = electionMachine.provide({
+    actors: {
+      ...actors,
+      leaderWork: fromCallback<any, { token: number }>(({ input }) => {
+        const controller = new AbortController();
+        for (const work of works) void work({ token: input.token, signal: controller.signal });
+        return () => controller.abort();
+      }),
+    } as any,
+  });
+  const t = scenario.timing;
+  const actor = createActor(machine, {
+    id,
+    clock,
+    inspect,
+    input: {
+      election: ELECTION,
+      nodeId,
+      key: leaseKey(ELECTION),
+      timing: { ...t, requestTimeoutMs: requestTimeout(t) },
+      onStale: scenario.onStale ?? 'rejoin',
+      trustStoreClock: false,
+      clock,
+      logger: silentLogger,
+    },
+  });
+  return {
+    actor: actor as any,
+    start: () => {
+      actor.start();
+    },
+    isLeader: () => actor.getSnapshot().matches('leader') && clock.now() < actor.getSnapshot().context.deadlineAt,
+    assertLeader: () => {
+      const s = actor.getSnapshot();
+      if (!s.matches('leader')) throw new NotLeaderError('not-leader', statePath(s.value));
+      if (clock.now() >= s.context.deadlineAt) throw new NotLeaderError('deadline-passed', statePath(s.value));
+      return s.context.epoch!;
+    },
+    whileLeader: (work) => {
+      works.push(work);
+    },
+  };
+}
