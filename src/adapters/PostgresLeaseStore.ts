@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -144,11 +145,13 @@ export class PostgresLeaseStore implements LeaseStore {
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
     const { rows } = await this.withClient('read', options, (client) =>
       client.query<{ value: string; version: string; written_at_ms: number; read_at_ms: number }>(
-        `SELECT value::text AS value, version::text AS version,
-                (extract(epoch FROM written_at) * 1000)::float8 AS written_at_ms,
-                (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS read_at_ms
-           FROM ${this.qualified} WHERE key = $1`,
-        [key],
+        prepared(
+          `SELECT value::text AS value, version::text AS version,
+                  (extract(epoch FROM written_at) * 1000)::float8 AS written_at_ms,
+                  (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS read_at_ms
+             FROM ${this.qualified} WHERE key = $1`,
+          [key],
+        ),
       ),
     );
     const row = rows[0];
@@ -170,7 +173,7 @@ export class PostgresLeaseStore implements LeaseStore {
       SELECT (SELECT version::text FROM w) AS written, (SELECT version::text FROM ${this.qualified} WHERE key = $1) AS seen`;
     const params = expectedVersion === null ? [key, json] : [key, json, expectedVersion];
     const { rows } = await this.withClient('compareAndSet', options, (client) =>
-      client.query<{ written: string | null; seen: string | null }>(sql, params),
+      client.query<{ written: string | null; seen: string | null }>(prepared(sql, params)),
     );
     const row = rows[0]!;
     if (row.written !== null) return row.written;
@@ -384,6 +387,22 @@ export class PostgresLeaseStore implements LeaseStore {
     this.logger.warn({ err }, 'postgres store: idle pooled connection failed');
   };
 }
+
+/**
+ * A named (server-side prepared) statement: the hot paths — read and compareAndSet — skip parsing and planning after
+ * the first use on each pooled connection, which is most of the gap between a renewal and a bare UPDATE. The name is
+ * derived from the text, so stores with different schemas sharing a pool never collide.
+ */
+function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `fl_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values };
+}
+
+const statementNames = new Map<string, string>();
 
 function toStoreError(err: unknown): unknown {
   if (err instanceof CasMismatchError || err instanceof StoreTimeoutError || err instanceof StoreUnavailableError) return err;
