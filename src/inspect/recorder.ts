@@ -73,6 +73,11 @@ export interface InspectRecorderOptions {
 export interface InspectRecorder {
   /** Pass this as `createActor(machine, { inspect })` or `createElector({ inspect })`. */
   readonly inspect: Observer<InspectionEvent> & ((event: InspectionEvent) => void);
+  /**
+   * Records an event for a given node at a given time (`t` and `createdAt` both `t`): for hosts that observe many
+   * actors at once, e.g. the simulator's `onInspect(node, event, realT)`.
+   */
+  recordFor(node: string, event: InspectionEvent, t: number): void;
   lines(): readonly InspectTraceLine[];
   events(): readonly WireEvent[];
   toJSONL(): string;
@@ -100,13 +105,14 @@ export function createInspectRecorder(options: InspectRecorderOptions): InspectR
   const ids = new Map<string, string>();
   const counters = new Map<string, number>();
 
+  let nodeOverride: string | undefined;
   const idOf = (ref: RefLike | undefined): string | undefined => {
     if (!ref) return undefined;
     if (!stable) return ref.sessionId;
     const known = ids.get(ref.sessionId);
     if (known) return known;
     const root = rootOf(ref);
-    const prefix = options.node ?? root.id ?? root.sessionId;
+    const prefix = nodeOverride ?? options.node ?? nameOf(root);
     const base = ref === root ? prefix : `${prefix}/${ref.id ?? 'actor'}`;
     const n = counters.get(base) ?? 0;
     counters.set(base, n + 1);
@@ -142,7 +148,7 @@ export function createInspectRecorder(options: InspectRecorderOptions): InspectR
           rootId: idOf(rootOf(ref)),
           parentId: idOf(ref._parent),
           sessionId: idOf(ref)!,
-          snapshot: serializeSnapshot(ref.getSnapshot()),
+          snapshot: serializeSnapshot(snapshotOf(ref)),
         };
       }
       case '@xstate.event':
@@ -172,20 +178,24 @@ export function createInspectRecorder(options: InspectRecorderOptions): InspectR
     }
   };
 
-  const record = (event: InspectionEvent): void => {
+  const record = (event: InspectionEvent, node?: string, at?: number): void => {
     if (!types.has(event.type as WireEventType)) return;
-    const t = readT();
-    const wire = convert(event, String(readCreated()));
+    const t = at ?? readT();
+    nodeOverride = node;
+    const wire = convert(event, String(at ?? readCreated()));
+    nodeOverride = undefined;
     if (!wire) return;
-    const line: InspectTraceLine = { t, kind: 'inspect', node: options.node ?? rootOf(event.actorRef).id ?? rootOf(event.actorRef).sessionId, event: wire };
+    const root = rootOf(event.actorRef);
+    const line: InspectTraceLine = { t, kind: 'inspect', node: node ?? options.node ?? nameOf(root), event: wire };
     if (keep) recorded.push(line);
     options.write?.(line);
   };
 
-  const inspect = Object.assign((event: InspectionEvent) => record(event), { next: record });
+  const inspect = Object.assign((event: InspectionEvent) => record(event), { next: (event: InspectionEvent) => record(event) });
 
   return {
     inspect,
+    recordFor: (node, event, t) => record(event, node, t),
     lines: () => recorded,
     events: () => recorded.map((l) => l.event),
     toJSONL: () => recorded.map((l) => `${JSON.stringify(l)}\n`).join(''),
@@ -223,11 +233,31 @@ export function recordInspectionToFile(path: string, options: Omit<InspectRecord
   return Object.assign(recorder, { close: () => sink.close() });
 }
 
+/**
+ * XState announces an actor (`@xstate.actor`) from inside its constructor, before its first snapshot exists
+ * (`getSnapshot()` throws then); createInspector only gets away with reading it by deferring. Recording synchronously,
+ * the actor line carries what `inspector.actor()` sends by default, and the initial state arrives in the
+ * `@xstate.snapshot` that follows.
+ */
+function snapshotOf(ref: { getSnapshot(): unknown }): unknown {
+  try {
+    return ref.getSnapshot() ?? { status: 'active' };
+  } catch {
+    return { status: 'active' };
+  }
+}
+
 /** What the recorder reads of an actor ref (XState's types expose only ActorRefLike on inspection events). */
 interface RefLike {
   readonly sessionId: string;
   readonly id?: string;
   readonly _parent?: RefLike;
+}
+
+/** The actor's id, or its machine's id when the actor was created without one (XState then uses the session id). */
+function nameOf(ref: RefLike & { logic?: { config?: { id?: string } } }): string {
+  if (ref.id !== undefined && ref.id !== ref.sessionId) return ref.id;
+  return ref.logic?.config?.id ?? ref.sessionId;
 }
 
 function rootOf(ref: RefLike): RefLike {

@@ -171,7 +171,7 @@ export const VIEWER_CLIENT_JS = String.raw`
   document.querySelectorAll('#chart [data-edge]').forEach(function (g) {
     g.getAttribute('data-edge').split('|').forEach(function (key) { edgeEls[key] = g; });
   });
-  var SVGNS = 'http://www.w3.org/2000/svg';
+  var SVGNS = document.querySelector('#chart svg').namespaceURI;
   var ancestors = function (path) {
     var parts = path.split('.'), out = [];
     for (var j = 1; j <= parts.length; j++) out.push(parts.slice(0, j).join('.'));

@@ -1,0 +1,116 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { formatTrace, parseTrace, TRACE_FORMAT, type TraceLine } from '../../sim/trace.js';
+import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
+import { run } from '../../src/cli/view.js';
+import { createElector } from '../../src/createElector.js';
+import { createInspectRecorder } from '../../src/inspect/recorder.js';
+import { syntheticTrace } from '../../src/inspect/synthetic.js';
+import { buildViewerHtml, buildViewerModel, stateValueToPath } from '../../src/inspect/viewer.js';
+import { TestClock } from '../../src/TestClock.js';
+
+const hand: TraceLine[] = [
+  { kind: 'meta', format: TRACE_FORMAT, seed: 9, nodes: ['a', 'b'], options: { leaseDurationMs: 1000 }, violatedAssumptions: [] },
+  { t: 5, kind: 'transition', node: 'a', from: 'follower.reading', to: 'candidate', event: 'lease.read', epoch: null },
+  { t: 7, kind: 'transition', node: 'a', from: 'candidate', to: 'leader.holding', event: 'lease.written', epoch: 1 },
+  { t: 8, kind: 'resource', node: 'a', token: 1, accepted: true, highWater: 1 },
+  { t: 10, kind: 'fault', fault: 'partition', node: 'a' },
+  { t: 12, kind: 'fault', fault: 'clock-jump', node: 'b', detail: { jumpMs: 500 } },
+  { t: 20, kind: 'fault', fault: 'pause', node: 'b', durationMs: 30 },
+  { t: 40, kind: 'fault', fault: 'heal', node: 'a' },
+  { t: 41, kind: 'resource', node: 'a', token: 0, accepted: false, highWater: 1 },
+  { t: 42, kind: 'violation', checker: 'one-leader-per-epoch', message: 'a and b both hold epoch 1', nodes: ['a', 'b'] },
+  { t: 3, kind: 'transition', node: 'b', from: 'follower.reading', to: 'follower.waiting', event: 'lease.read', epoch: null },
+  { t: 4, kind: 'store', node: 'b', phase: 'request', op: 'read', requestId: 1 },
+];
+
+describe('viewer model', () => {
+  it('dictionary-codes transitions in time order and pairs faults', () => {
+    const model = buildViewerModel(hand);
+    expect(model.nodes).toEqual(['a', 'b']);
+    expect(model.tr.t).toEqual([3, 5, 7]);
+    expect(model.tr.n.map((n) => model.nodes[n])).toEqual(['b', 'a', 'a']);
+    expect(model.tr.s.map((s) => model.states[s])).toEqual(['follower.waiting', 'candidate', 'leader.holding']);
+    expect(model.tr.ep).toEqual([-1, -1, 1]);
+    expect(model.faults).toEqual([
+      { n: 0, k: 'partition', a: 10, b: 40, d: '' },
+      { n: 1, k: 'clock-jump', a: 12, b: 12, d: '{"jumpMs":500}' },
+      { n: 1, k: 'pause', a: 20, b: 50, d: '' },
+    ]);
+    expect(model.res.ok).toEqual([1, 0]);
+    expect(model.violations).toMatchObject([{ t: 42, checker: 'one-leader-per-epoch', expected: false }]);
+    expect(model.meta).toMatchObject({ seed: 9, storeMessages: 1, skipped: 0, source: 'trace' });
+    expect([model.start, model.end]).toEqual([3, 42]);
+  });
+
+  it('derives transitions from a live recording when the trace has none', async () => {
+    const clock = new TestClock();
+    const recorder = createInspectRecorder({ clock: () => clock.now(), node: 'solo' });
+    const elector = createElector({ nodeId: 'solo', store: new MemoryLeaseStore(), clock, inspect: recorder.inspect }).start();
+    await clock.advance(2_000);
+    await elector.stop();
+    const model = buildViewerModel(recorder.lines().map((l) => JSON.parse(JSON.stringify(l))));
+    expect(model.meta.source).toBe('inspect');
+    expect(model.nodes).toEqual(['solo']);
+    const to = model.tr.s.map((s) => model.states[s]);
+    expect(to).toContain('leader.holding');
+    expect(to.at(-1)).toBe('shutdown');
+    const lead = to.indexOf('leader.holding');
+    expect(model.tr.ep[lead]).toBe(1);
+    // Bare wire events (no trace wrapper) work too.
+    const bare = buildViewerModel(recorder.events().map((e) => JSON.parse(JSON.stringify(e))));
+    expect(bare.tr.s.length).toBe(model.tr.s.length);
+    expect(stateValueToPath({ leader: 'renewing' })).toBe('leader.renewing');
+  });
+});
+
+describe('viewer HTML', () => {
+  it('is one self-contained page: inline script and style, no external URLs, data embedded safely', () => {
+    const tricky: TraceLine[] = [...hand, { t: 43, kind: 'violation', checker: 'x', message: '</script><script>alert(1)</script>' }];
+    const html = buildViewerHtml(tricky, 'a <title>');
+    expect(html).not.toMatch(/<script[^>]+src=/i);
+    expect(html).not.toMatch(/<link[^>]+href=/i);
+    expect(html).not.toMatch(/https?:\/\//i);
+    expect(html).not.toMatch(/@import|url\(\s*['"]?(?!#|data:)/i);
+    expect(html.match(/<\/script>/gi)!.length).toBe(2);
+    expect(html).toContain("default-src 'none'");
+    expect(html).toContain('<title>a &lt;title&gt;</title>');
+    const data = /<script type="application\/json" id="trace-data">(.*?)<\/script>/s.exec(html)![1]!;
+    expect(JSON.parse(data).violations[1].message).toBe('</script><script>alert(1)</script>');
+    expect(html).toContain('data-state="leader.holding"');
+  });
+
+  it('embeds a 10-node, 10-minute trace compactly', () => {
+    const lines = syntheticTrace({ nodes: 10, durationMs: 600_000, seed: 7 });
+    const text = formatTrace(lines);
+    expect(parseTrace(text).length).toBe(lines.length); // the synthetic trace is valid trace format
+    const html = buildViewerHtml(text);
+    expect(lines.length).toBeGreaterThan(100_000);
+    expect(html.length).toBeLessThan(text.length / 5);
+  });
+
+  it('`fenced-leader view` writes the page next to the trace and prints its path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fl-view-'));
+    try {
+      const file = join(dir, 'run.jsonl');
+      writeFileSync(file, formatTrace(hand));
+      const out: string[] = [];
+      const log = console.log;
+      console.log = (line: string) => out.push(line);
+      try {
+        expect(await run([file])).toBe(0);
+        expect(await run([file, '--out', join(dir, 'x.html')])).toBe(0);
+      } finally {
+        console.log = log;
+      }
+      expect(out).toEqual([join(dir, 'run.html'), join(dir, 'x.html')]);
+      expect(readFileSync(join(dir, 'run.html'), 'utf8')).toContain('<canvas id="lanes">');
+      expect(await run([])).toBe(2);
+      expect(await run([join(dir, 'missing.jsonl')])).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
