@@ -12,6 +12,7 @@ header h1 { margin:0 0 4px; font-size:16px; }
 #summary { color:#cfd6de; font-size:12px; }
 #summary b { color:#fff; }
 #summary .bad { color:#ff8787; font-weight:600; }
+#summary details pre { max-height:240px; overflow:auto; white-space:pre-wrap; font-size:11px; }
 main { padding:10px 16px; display:grid; grid-template-columns: minmax(0, 1fr); gap:10px; }
 section { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:8px 10px; }
 h2 { font-size:13px; margin:0 0 6px; }
@@ -138,7 +139,10 @@ export const VIEWER_CLIENT_JS = String.raw`
   var accepted = 0, rejected = 0;
   for (i = 0; i < D.res.t.length; i++) { if (D.res.ok[i]) accepted++; else rejected++; }
   var unexpected = D.violations.filter(function (v) { return !v.expected; }).length;
-  var opts = Object.keys(D.meta.options || {}).map(function (key) { return key + '=' + JSON.stringify(D.meta.options[key]); }).join(' ');
+  var optKeys = Object.keys(D.meta.options || {});
+  var isScalar = function (v) { return v === null || typeof v !== 'object'; };
+  var opts = optKeys.filter(function (key) { return isScalar(D.meta.options[key]); }).map(function (key) { return key + '=' + JSON.stringify(D.meta.options[key]); }).join(' ');
+  var nested = optKeys.filter(function (key) { return !isScalar(D.meta.options[key]); });
   $('summary').innerHTML =
     '<b>' + NN + '</b> nodes · <b>' + fmtDuration(D.end - D.start) + '</b> · <b>' + N.toLocaleString() + '</b> transitions · epochs up to <b>' + maxEpoch + '</b>' +
     ' · fenced writes <b>' + accepted.toLocaleString() + '</b> accepted / <b' + (rejected ? ' class="bad"' : '') + '>' + rejected.toLocaleString() + '</b> rejected' +
@@ -146,6 +150,7 @@ export const VIEWER_CLIENT_JS = String.raw`
     (D.meta.seed !== undefined ? ' · seed <b>' + esc(D.meta.seed) + '</b>' : '') +
     ' · ' + D.meta.lines.toLocaleString() + ' lines (' + D.meta.source + ')' +
     (opts ? '<br>' + esc(opts) : '') +
+    (nested.length ? '<details><summary>' + esc(nested.join(', ')) + '</summary><pre>' + esc(JSON.stringify(nested.reduce(function (o, k) { o[k] = D.meta.options[k]; return o; }, {}), null, 1)) + '</pre></details>' : '') +
     (D.meta.violatedAssumptions.length ? '<br>assumptions broken on purpose: <b>' + esc(D.meta.violatedAssumptions.join(', ')) + '</b>' : '');
   function fmtDuration(ms) { return ms >= 10000 ? (ms / 1000).toFixed(1) + ' s' : ms.toFixed(0) + ' ms'; }
   var legend = '';
