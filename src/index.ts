@@ -1,33 +1,31 @@
-export { createStoreActors } from './adapters/createStoreActors.js';
 export type { EtcdLeaseStoreOptions } from './adapters/EtcdLeaseStore.js';
-export { EtcdLeaseStore } from './adapters/EtcdLeaseStore.js';
 export type { FileLeaseStoreOptions } from './adapters/FileLeaseStore.js';
-export { DEFAULT_FILE_STORE_PATH, FILE_STORE_FORMAT, FileLeaseStore } from './adapters/FileLeaseStore.js';
 export type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './adapters/LeaseStore.js';
-export { MemoryLeaseStore } from './adapters/MemoryLeaseStore.js';
 export type { PostgresLeaseStoreOptions } from './adapters/PostgresLeaseStore.js';
-export { PostgresLeaseStore, postgresLeaseStoreChannel, postgresLeaseStoreDdl } from './adapters/PostgresLeaseStore.js';
 export type { RedisLeaseStoreOptions } from './adapters/RedisLeaseStore.js';
-export { RedisLeaseStore } from './adapters/RedisLeaseStore.js';
 export type { ElectionClock } from './clock.js';
-export { realClock } from './clock.js';
 export type { Elector, ElectorChange, ElectorOptions, ElectorState, LeaderInfo, LeaderWork } from './createElector.js';
-export { createElector } from './createElector.js';
 export type { NotLeaderReason, OptionIssue } from './errors.js';
-export {
-  CasMismatchError,
-  CorruptStateError,
-  FencedLeaderError,
-  InvalidOptionsError,
-  NotLeaderError,
-  StaleTokenError,
-  StoreTimeoutError,
-  StoreUnavailableError,
-} from './errors.js';
 export type { FenceGuardOptions } from './FenceGuard.js';
-export { FenceGuard } from './FenceGuard.js';
+export type {
+  ChartEdge,
+  ChartNode,
+  FaultSpan,
+  FileSink,
+  InspectRecorder,
+  InspectRecorderOptions,
+  InspectTraceLine,
+  ReplayOptions,
+  Statechart,
+  StatechartLayout,
+  TimeSource,
+  ViewerModel,
+  ViolationMark,
+  WebSocketReplayOptions,
+  WireEvent,
+  WireEventType,
+} from './inspect/index.js';
 export type { Logger } from './logger.js';
-export { silentLogger } from './logger.js';
 export type {
   ElectionContext,
   ElectionEvent,
@@ -39,8 +37,48 @@ export type {
   StalePolicy,
   WriteLeaseInput,
 } from './machines/electionMachine.js';
-export { electionMachine } from './machines/electionMachine.js';
 export type { LeaseRecord } from './machines/leaseRecord.js';
-export { leaseKey, leaseRecordSchema } from './machines/leaseRecord.js';
 export type { TimingOptions, TimingOptionsInput } from './options.js';
+
+export { createStoreActors } from './adapters/createStoreActors.js';
+export { EtcdLeaseStore } from './adapters/EtcdLeaseStore.js';
+export { DEFAULT_FILE_STORE_PATH, FILE_STORE_FORMAT, FileLeaseStore } from './adapters/FileLeaseStore.js';
+export { MemoryLeaseStore } from './adapters/MemoryLeaseStore.js';
+export { PostgresLeaseStore, postgresLeaseStoreChannel, postgresLeaseStoreDdl } from './adapters/PostgresLeaseStore.js';
+export { RedisLeaseStore } from './adapters/RedisLeaseStore.js';
+export { realClock } from './clock.js';
+export { createElector } from './createElector.js';
+export {
+  CasMismatchError,
+  CorruptStateError,
+  FencedLeaderError,
+  InvalidOptionsError,
+  NotLeaderError,
+  StaleTokenError,
+  StoreTimeoutError,
+  StoreUnavailableError,
+} from './errors.js';
+export { FenceGuard } from './FenceGuard.js';
+export {
+  buildViewerHtml,
+  buildViewerModel,
+  createFileSink,
+  createInspectRecorder,
+  INSPECT_WIRE_VERSION,
+  layoutStatechart,
+  parseTraceText,
+  readInspectRecording,
+  readInspectRecordingFile,
+  recordInspectionToFile,
+  renderViewerHtml,
+  replayInto,
+  replayToWebSocket,
+  statechartDoc,
+  statechartOf,
+  statechartSvg,
+  toMermaid,
+} from './inspect/index.js';
+export { silentLogger } from './logger.js';
+export { electionMachine } from './machines/electionMachine.js';
+export { leaseKey, leaseRecordSchema } from './machines/leaseRecord.js';
 export { parseTiming, timingIssues } from './options.js';
