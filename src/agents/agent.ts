@@ -50,6 +50,14 @@ export interface Agent {
   onPresumedDead(listener: () => void): () => void;
 }
 
+function withTimeout<T>(clock: ElectionClock, promise: Promise<T>, ms: number): Promise<T> {
+  let timer: unknown;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = clock.setTimeout(() => reject(new Error(`heartbeat got no reply within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clock.clearTimeout(timer));
+}
+
 export function createAgent(input: AgentOptions): Agent {
   const parsed = agentOptionsSchema.safeParse(input);
   if (!parsed.success) throw new InvalidOptionsError(fromZodIssues(parsed.error));
@@ -110,7 +118,9 @@ export function createAgent(input: AgentOptions): Agent {
           await sleep(clock, options.heartbeatIntervalMs, controller.signal);
           if (controller.signal.aborted) break;
           try {
-            await agent.heartbeat();
+            // A store call that never answers (a partition) must not stall the loop forever: give up on waiting
+            // after a few intervals and beat again; a late reply only causes a CAS conflict, which re-reads.
+            await withTimeout(clock, agent.heartbeat(), options.heartbeatIntervalMs * 4);
           } catch (err) {
             logger.warn({ agent: options.id, err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed');
           }

@@ -204,7 +204,7 @@ describe('handoff and claim tokens', () => {
     await world.run(50);
     const a1 = ws[0]!;
     expect(a1.inFlight.size).toBe(1);
-    a1.link.mode = 'fail'; // paused/partitioned: its heartbeats fail
+    a1.link.mode = 'hang'; // partitioned: its store calls never answer
     await world.until(() => world.agentRecord('a1')?.state === 'stale', 3000, 5);
     let told = false;
     a1.agent.onPresumedDead(() => {
