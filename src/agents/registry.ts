@@ -39,6 +39,7 @@ import {
 
 /** Formats the injected wall clock for records; it never decides anything. */
 export function isoAt(clock: ElectionClock): string {
+  // biome-ignore lint/style/noRestrictedGlobals: formats the injected wall-clock reading; reads no ambient time.
   return new Date(clock.wallNow()).toISOString();
 }
 
