@@ -110,7 +110,8 @@ export const fencedWritesMonotone: Checker = {
 export const realTimeExclusivity: Checker = {
   name: 'real-time-exclusivity',
   description: 'no two nodes believe they lead at the same real instant',
-  assumptions: ['drift-beyond-max', 'long-pause', 'unsafe-timing'],
+  // A store that forgets the record lets a newcomer acquire at once: fencing (checker 2) still holds.
+  assumptions: ['drift-beyond-max', 'long-pause', 'unsafe-timing', 'store-data-loss'],
   check(trace) {
     const intervals = leaderIntervals(trace);
     const out: Finding[] = [];
@@ -208,7 +209,7 @@ export const selfFencing: Checker = {
 export const liveness: Checker = {
   name: 'liveness',
   description: 'after faults heal, a leader exists within the liveness bound',
-  assumptions: [],
+  assumptions: ['slow-network'],
   check(trace) {
     const meta = metaOf(trace);
     if (!meta) return [];

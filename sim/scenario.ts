@@ -210,11 +210,20 @@ export function violatedAssumptions(s: Scenario): string[] {
   s.clocks.forEach((c) => {
     if (beyond(c.driftRate, c.wobbleRate)) out.add('drift-beyond-max');
   });
+  // Liveness needs replies to beat their timeouts: a round trip shorter than requestTimeoutMs.
+  if (2 * s.network.maxLatencyMs >= requestTimeout(t)) out.add('slow-network');
   const margin = pauseMargin(s);
-  for (const f of s.faults) {
+  // Overlapping pauses of one node freeze it for their union: judge that, not each pause alone.
+  const frozenUntil = new Map<number, { start: number; end: number }>();
+  for (const f of [...s.faults].sort((a, b) => a.at - b.at)) {
     if (f.kind === 'drift' && beyond(f.driftRate, s.clocks[f.node]?.wobbleRate ?? 0)) out.add('drift-beyond-max');
-    if (f.kind === 'pause' && f.durationMs > margin) out.add('long-pause');
     if (f.kind === 'store-wipe') out.add('store-data-loss');
+    if (f.kind === 'pause') {
+      const prev = frozenUntil.get(f.node);
+      const span = prev && f.at <= prev.end ? { start: prev.start, end: Math.max(prev.end, f.at + f.durationMs) } : { start: f.at, end: f.at + f.durationMs };
+      frozenUntil.set(f.node, span);
+      if (span.end - span.start > margin) out.add('long-pause');
+    }
   }
   return [...out].sort();
 }
