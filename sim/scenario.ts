@@ -38,7 +38,7 @@ export interface Scenario {
   readonly durationMs: number;
   readonly timing: SimTiming;
   readonly network: {
-    /** One-way latency is drawn in [min, max], skewed towards min (u³). */
+    /** One-way latency is drawn in [min, max], skewed towards min (u³), with one message in eight in the slow half. */
     readonly minLatencyMs: number;
     readonly maxLatencyMs: number;
   };

@@ -63,6 +63,11 @@ export interface SimulateOptions {
   readonly checkers?: readonly Checker[];
   /** Record store messages (request/applied/reply/loss) in the trace; on by default. */
   readonly traceStore?: boolean;
+  /**
+   * Run this machine instead of the library's (e.g. a mutant made with `electionMachine.provide({ actions })`) to
+   * check that the checkers catch a broken protocol. Uses the same actors and mirrors createElector's assertLeader.
+   */
+  readonly machine?: typeof electionMachine;
   /** Observe every XState inspection event of every node (e.g. to record `inspect` lines). */
   readonly onInspect?: (node: string, event: InspectionEvent, realT: number) => void;
 }
@@ -223,8 +228,11 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
 
   const latency = () => {
     const { minLatencyMs: lo, maxLatencyMs: hi } = scenario.network;
+    // Mostly fast (u³ skews towards min), with a tail: one message in eight takes between half and all of max.
     const u = netRng.next();
-    return lo + (hi - lo) * u * u * u;
+    if (u < 0.125) return lo + (hi - lo) * (0.5 + 4 * u);
+    const v = (u - 0.125) / 0.875;
+    return lo + (hi - lo) * v * v * v;
   };
   const loss = (): LossWindow => {
     if (losses.length === 0) return { requestLoss: 0, replyLoss: 0, duplicate: 0 };
@@ -372,8 +380,9 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
       host.lastPath = path;
     };
     const actors = storeActors(host);
-    const elector = scenario.unsafeTiming
-      ? rawElector(host.nodeId, actorId, clock, actors, inspect, scenario)
+    const elector =
+      scenario.unsafeTiming || options.machine
+      ? rawElector(options.machine ?? electionMachine, host.nodeId, actorId, clock, actors, inspect, scenario)
       : (createElector({
           election: ELECTION,
           nodeId: host.nodeId,
@@ -605,6 +614,7 @@ const simStoreStub = {
  * aborted on leaving it).
  */
 function rawElector(
+  base: typeof electionMachine,
   nodeId: string,
   id: string,
   clock: ElectionClock,
@@ -613,12 +623,13 @@ function rawElector(
   scenario: Scenario,
 ): SimElector {
   const works: LeaderWork[] = [];
-  const machine = electionMachine.provide({
+  const machine = base.provide({
     actors: {
       ...actors,
       leaderWork: fromCallback<any, { token: number }>(({ input }) => {
         const controller = new AbortController();
-        for (const work of works) void work({ token: input.token, signal: controller.signal });
+        // As createElector does: work starts on a microtask, after the transition into `leader` has completed.
+        for (const work of works) void Promise.resolve().then(() => work({ token: input.token, signal: controller.signal }));
         return () => controller.abort();
       }),
     } as any,

@@ -7,11 +7,16 @@ export const TOTAL_SCENARIOS = Math.max(1, Number(process.env.FENCED_LEADER_SCEN
 export const share = (fraction: number) => Math.max(1, Math.round(TOTAL_SCENARIOS * fraction));
 
 /** Valid timing options: the validation inequality holds (with a hair of room) and retry < renew deadline. */
-export const timingArb: fc.Arbitrary<SimTiming> = fc
+export const timingArb: fc.Arbitrary<SimTiming> = timingArbWith(0.3)
+
+/** Timing options with the renew deadline at least `minShare` of its largest valid value. */
+export function timingArbWith(minShare: number): fc.Arbitrary<SimTiming> {
+  return fc
   .record({
     maxDriftRate: fc.constantFrom(0, 0.001, 0.01, 0.03),
     leaseDurationMs: fc.integer({ min: 500, max: 2500 }),
-    deadlineShare: fc.double({ min: 0.3, max: 0.995, noNaN: true }),
+    // Weighted towards the edge: a renew deadline just inside the validation inequality leaves the least margin.
+    deadlineShare: fc.oneof(fc.double({ min: minShare, max: 0.995, noNaN: true }), fc.double({ min: Math.max(minShare, 0.97), max: 0.999, noNaN: true })),
     retryShare: fc.double({ min: 0.15, max: 0.6, noNaN: true }),
     timeoutShare: fc.option(fc.double({ min: 0.3, max: 1, noNaN: true }), { nil: undefined }),
   })
@@ -22,6 +27,7 @@ export const timingArb: fc.Arbitrary<SimTiming> = fc
     const t: SimTiming = { leaseDurationMs, renewDeadlineMs, retryPeriodMs, maxDriftRate };
     return timeoutShare === undefined ? t : { ...t, requestTimeoutMs: Math.max(1, Math.floor(renewDeadlineMs * timeoutShare)) };
   });
+}
 
 export interface FaultBounds {
   /** Allow pauses longer than the margin and drift beyond maxDriftRate. */
