@@ -1,0 +1,90 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Violation } from './checkers.js';
+import { type GenerateOptions, generateScenario } from './scenario.js';
+import { simulate } from './simulator.js';
+
+/** What one scenario of a campaign reports back (small: traces stay in the worker). */
+export interface ScenarioOutcome {
+  readonly seed: number;
+  readonly violations: Violation[];
+  readonly simulatedMs: number;
+  readonly availability: number;
+  readonly failovers: number[];
+  readonly epochs: number;
+  readonly transitions: number;
+  readonly events: number;
+  readonly acceptedWrites: number;
+  readonly rejectedWrites: number;
+}
+
+export async function runOne(seed: number, options: GenerateOptions): Promise<ScenarioOutcome> {
+  const r = await simulate(generateScenario(seed, options), { traceStore: false });
+  return {
+    seed,
+    violations: r.violations,
+    simulatedMs: r.stats.simulatedMs,
+    availability: r.stats.availability,
+    failovers: r.stats.failovers,
+    epochs: r.stats.epochs,
+    transitions: r.transitions,
+    events: r.events,
+    acceptedWrites: r.stats.acceptedWrites,
+    rejectedWrites: r.stats.rejectedWrites,
+  };
+}
+
+export interface CampaignOptions {
+  readonly seeds: readonly number[];
+  readonly generate: GenerateOptions;
+  /** Worker threads (default: one per core, at most the number of seeds); 0 or 1 runs in this thread. */
+  readonly workers?: number;
+  readonly onOutcome?: (o: ScenarioOutcome) => void;
+}
+
+/**
+ * Runs many seeds, spread over worker threads. Each seed is an independent deterministic run, so the outcomes are
+ * the same whatever the thread count; they are returned in seed order.
+ */
+export async function runCampaign(o: CampaignOptions): Promise<ScenarioOutcome[]> {
+  const threads = Math.min(o.workers ?? availableParallelism(), o.seeds.length);
+  const results: ScenarioOutcome[] = [];
+  if (threads <= 1) {
+    for (const seed of o.seeds) {
+      const r = await runOne(seed, o.generate);
+      results.push(r);
+      o.onOutcome?.(r);
+    }
+    return results;
+  }
+  const queue = [...o.seeds];
+  const fromSource = import.meta.url.endsWith('.ts');
+  const workerUrl = new URL(fromSource ? './campaignWorker.ts' : './campaignWorker.js', import.meta.url);
+  // From TypeScript sources (tsx, vitest) a worker must register the TypeScript loader itself: workers do not inherit it.
+  const spawn = () =>
+    fromSource
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, workerData: { generate: o.generate } })
+      : new Worker(workerUrl, { workerData: { generate: o.generate } });
+  await Promise.all(
+    Array.from({ length: threads }, async () => {
+      const worker = spawn();
+      try {
+        for (;;) {
+          const seed = queue.shift();
+          if (seed === undefined) break;
+          const r = await new Promise<ScenarioOutcome>((resolve, reject) => {
+            worker.once('message', resolve);
+            worker.once('error', reject);
+            worker.postMessage(seed);
+          });
+          worker.removeAllListeners('error');
+          results.push(r);
+          o.onOutcome?.(r);
+        }
+      } finally {
+        await worker.terminate();
+      }
+    }),
+  );
+  return results.sort((a, b) => a.seed - b.seed);
+}
