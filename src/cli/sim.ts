@@ -201,7 +201,8 @@ export function summarizeCampaign(outcomes: readonly ScenarioOutcome[]): Campaig
   let rejected = 0;
   for (const o of outcomes) {
     for (const x of o.violations) {
-      const slot = (violations[x.checker] ??= { unexpected: 0, expected: 0 });
+      if (!violations[x.checker]) violations[x.checker] = { unexpected: 0, expected: 0 };
+      const slot = violations[x.checker]!;
       if (x.expected) slot.expected++;
       else slot.unexpected++;
     }
