@@ -142,7 +142,7 @@ function pausesByNode(trace: readonly TraceLine[]): Map<string, Span[]> {
   const open = new Map<string, number>();
   for (const l of trace) {
     if (l.kind !== 'fault' || !l.node) continue;
-    if (l.fault === 'pause') open.set(l.node, l.t);
+    if (l.fault === 'pause' && !open.has(l.node)) open.set(l.node, l.t);
     if ((l.fault === 'resume' || l.fault === 'crash') && open.has(l.node)) {
       const list = out.get(l.node) ?? [];
       list.push({ start: open.get(l.node)!, end: l.t });

@@ -110,7 +110,9 @@ export const resourceWriter = (intervalMs: number, durationMs: number, marginMs:
   name: 'resource-writer',
   start(host) {
     const { clock, elector } = host;
-    elector.whileLeader(({ signal }) => {
+    elector.whileLeader(({ token: term, signal }) => {
+      host.emit({ t: host.realNow(), kind: 'work', node: host.nodeId, phase: 'start', token: term, localTime: clock.now() });
+      signal.addEventListener('abort', () => host.emit({ t: host.realNow(), kind: 'work', node: host.nodeId, phase: 'stop', token: term, localTime: clock.now() }), { once: true });
       const tick = () => {
         if (signal.aborted) return;
         clock.setTimeout(tick, intervalMs);
@@ -502,8 +504,11 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
         faultEvent(f.at + f.durationMs, () => {
           if (incarnation !== host!.incarnation || host!.pauseDepth === 0) return;
           host!.pauseDepth--;
-          emit({ t: sched.now, kind: 'fault', fault: 'resume', node });
-          if (host!.pauseDepth === 0) resume(host!);
+          // Overlapping pauses freeze the node for their union: it resumes only when the last one ends.
+          if (host!.pauseDepth === 0) {
+            emit({ t: sched.now, kind: 'fault', fault: 'resume', node });
+            resume(host!);
+          }
         });
         break;
       }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { scenarioArb, share } from './arbitraries.js';
 import { assertNoUnexpectedViolations } from './check.js';
 
-const runs = share(0.6);
+const runs = share(0.65);
 
 describe('election properties within the stated assumptions', () => {
   it(`all six checkers hold: drift ≤ maxDriftRate, pauses ≤ margin, any partitions/crashes/loss/jumps (${runs} scenarios)`, async () => {

@@ -131,4 +131,29 @@ describe('simulated faults', () => {
     expect(r.trace.some((l) => l.kind === 'transition' && l.node === leader.node && l.to === 'crashed')).toBe(true);
     expect(r.violations).toEqual([]);
   });
+
+  it('overlapping pauses freeze a node for their union; a stale reply processed on resume is excused, then fenced at once', async () => {
+    // Found by the properties: a candidate paused past its request timeout processes the queued `lease.written` before
+    // its timeout timer, enters leader with its deadline already passed, and the deadline event fences it at once.
+    const s: Scenario = {
+      ...base({}),
+      nodes: 2,
+      timing: { leaseDurationMs: 859, renewDeadlineMs: 836, retryPeriodMs: 125, maxDriftRate: 0 },
+      network: { minLatencyMs: 0.5, maxLatencyMs: 1 },
+      clocks: [
+        { offsetMs: 876099948, wobbleRate: 0, driftRate: 0, wobblePeriodMs: 4524, wallStartMs: 1738117598502 },
+        { offsetMs: 15, wobbleRate: 0, driftRate: 0, wobblePeriodMs: 1139, wallStartMs: 1603329238796 },
+      ],
+      seed: 0,
+      faults: [
+        { kind: 'crash', at: 0, node: 1, durationMs: 1 },
+        { kind: 'pause', at: 2, node: 0, durationMs: 836 },
+        { kind: 'pause', at: 2, node: 0, durationMs: 1 },
+      ],
+      durationMs: 8782,
+    };
+    const r = await simulate(s);
+    expect(r.trace.filter((l) => l.kind === 'fault' && l.fault === 'resume').map((l) => l.t)).toEqual([838]);
+    expect(r.violations.filter((v) => !v.expected)).toEqual([]);
+  });
 });
