@@ -153,7 +153,7 @@ describe('simulated faults', () => {
       durationMs: 8782,
     };
     const r = await simulate(s);
-    expect(r.trace.filter((l) => l.kind === 'fault' && l.fault === 'resume').map((l) => l.t)).toEqual([838]);
+    expect(r.trace.flatMap((l) => (l.kind === 'fault' && l.fault === 'resume' ? [l.t] : []))).toEqual([838]);
     expect(r.violations.filter((v) => !v.expected)).toEqual([]);
   });
 });
