@@ -41,6 +41,12 @@ const optionsSchema = timingSchema.extend({
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function', 'a pino-style logger').optional(),
   clock: z.custom<ElectionClock>((v) => typeof v === 'object' && v !== null && typeof (v as ElectionClock).now === 'function', 'an ElectionClock').optional(),
   inspect: z.custom<Observer<InspectionEvent> | ((event: InspectionEvent) => void)>().optional(),
+  /**
+   * For simulators and mutation tests only: run a variant of `electionMachine` (made with `.provide()`), and/or
+   * skip the timing-safety validation so a deliberately unsafe configuration can be shown to fail.
+   */
+  machine: z.custom<ElectionMachine>((v) => typeof v === 'object' && v !== null && 'provide' in v, 'an electionMachine variant').optional(),
+  unsafeSkipTimingValidation: z.boolean().default(false),
   /** Replace the store actors (the simulator delivers store replies as scheduled messages). */
   actors: z.custom<{ readLease?: AnyActorLogic; writeLease?: AnyActorLogic }>().optional(),
 });
@@ -63,6 +69,8 @@ export interface Elector {
   /** Leader state *and* the renew deadline not yet passed on this node's clock, checked now. */
   isLeader(): boolean;
   fencingToken(): number | undefined;
+  /** Milliseconds left before the renew deadline on this node's clock; 0 when not leader. */
+  timeLeft(): number;
   /** The current fencing token, or throws `NotLeaderError`. Call it right before every leader action. */
   assertLeader(): number;
   /** The last observed holder and epoch. */
@@ -82,7 +90,7 @@ export function createElector(input: ElectorOptions = {}): Elector {
   const options = parsed.data;
   const timing = resolveTiming(options);
   const issues = timingIssues(timing);
-  if (issues.length > 0) throw new InvalidOptionsError(issues);
+  if (issues.length > 0 && !options.unsafeSkipTimingValidation) throw new InvalidOptionsError(issues);
 
   const clock = options.clock ?? realClock;
   const logger = options.logger ?? silentLogger;
@@ -93,7 +101,7 @@ export function createElector(input: ElectorOptions = {}): Elector {
   const works = new Set<LeaderWork>();
   const term = new LeaderTerm(logger, { election: options.election, nodeId });
 
-  const machine = electionMachine.provide({
+  const machine = (options.machine ?? electionMachine).provide({
     actors: {
       ...createStoreActors(store),
       ...(options.actors as object),
@@ -243,6 +251,7 @@ export function createElector(input: ElectorOptions = {}): Elector {
     state,
     isLeader,
     fencingToken: () => (isLeader() ? actor.getSnapshot().context.epoch : undefined),
+    timeLeft: () => (isLeader() ? actor.getSnapshot().context.deadlineAt - clock.now() : 0),
     assertLeader,
     leader,
     subscribe(listener) {

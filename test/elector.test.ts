@@ -46,6 +46,7 @@ describe('one elector', () => {
     expect(e!.state()).toBe('leader');
     expect(e!.fencingToken()).toBe(1);
     expect(e!.assertLeader()).toBe(1);
+    expect(e!.timeLeft()).toBe(timing.renewDeadlineMs);
     const before = (shared.readSync(leaseKey('test'))!.value as { renewals: number }).renewals;
     await clock.advance(2000);
     const record = shared.readSync(leaseKey('test'))!.value as { epoch: number; renewals: number; holder: string };
@@ -413,6 +414,33 @@ describe('store failures at every step', () => {
   });
 });
 
+describe('pauses', () => {
+  it('an acquisition whose reply is processed after the deadline it would start (a pause) is fenced, never led on', async () => {
+    const { clock, electors, links, shared } = cluster(1);
+    links[0]!.slow = { clock, delayMs: 10 };
+    links[0]!.plan.push({ op: 'write', mode: 'slow' });
+    await startAll(electors, clock);
+    expect(electors[0]!.state()).toBe('candidate');
+    clock.jump(2000); // the process was frozen: the reply and the timeout are both overdue, the reply first
+    await clock.advance(0);
+    expect(electors[0]!.state()).toBe('fenced');
+    expect(electors[0]!.actor.getSnapshot().context.fenceReason).toBe('deadline-passed');
+    expect(shared.readSync(leaseKey('test'))!.value).toMatchObject({ holder: 'n0', epoch: 1 });
+    await clock.advance(2000); // rejoins, waits out its own old lease, and takes epoch 2
+    expect(electors[0]!.fencingToken()).toBe(2);
+  });
+
+  it('a leader resuming from a pause past its deadline fences instead of sending one more renewal', async () => {
+    const { clock, electors, links } = cluster(1);
+    await startAll(electors, clock);
+    const writesBefore = links[0]!.calls;
+    clock.jump(1500);
+    await clock.advance(0);
+    expect(electors[0]!.state()).toBe('fenced');
+    expect(links[0]!.calls).toBe(writesBefore);
+  });
+});
+
 describe('options', () => {
   it('rejects a lease that a drifting follower could see expire while the leader still leads', () => {
     const err = (() => {
@@ -430,6 +458,12 @@ describe('options', () => {
 
   it('rejects a retry period not below the renew deadline, and names the fix', () => {
     expect(() => createElector({ store: new MemoryLeaseStore(), retryPeriodMs: 10_000 })).toThrowError(/Lower retryPeriodMs to at most 9999/);
+  });
+
+  it('skips timing validation only when told to, for simulators showing an unsafe configuration fail', () => {
+    const unsafe = { store: new MemoryLeaseStore(), leaseDurationMs: 1000, renewDeadlineMs: 1200, retryPeriodMs: 100 };
+    expect(() => createElector(unsafe)).toThrow(InvalidOptionsError);
+    expect(createElector({ ...unsafe, unsafeSkipTimingValidation: true }).state()).toBe('follower');
   });
 
   it('reports zod-style issues with code and minimum', () => {

@@ -1,4 +1,4 @@
-import { and, assign, cancel, fromCallback, raise, setup } from 'xstate';
+import { and, assign, cancel, fromCallback, not, raise, setup } from 'xstate';
 import type { StoreEntry } from '../adapters/LeaseStore.js';
 import type { ElectionClock } from '../clock.js';
 import type { Logger } from '../logger.js';
@@ -154,6 +154,7 @@ export const electionMachine = setup({
       return record !== undefined && !(record instanceof Error) && record.holder === context.nodeId && record.epoch === context.epoch;
     },
     deadlinePassed: ({ context }) => context.clock.now() >= context.deadlineAt,
+    wonTooLate: ({ context }) => context.clock.now() >= context.requestStartedAt + context.timing.renewDeadlineMs,
     releaseRequested: ({ event }) => (event.type === 'STOP' || event.type === 'RESIGN') && event.release !== false,
     shutsDownWhenStale: ({ context }) => context.onStale === 'shutdown',
   },
@@ -366,7 +367,13 @@ export const electionMachine = setup({
       },
       on: {
         'lease.written': [
-          { guard: and(['isCurrentReply', 'isStanding']), target: 'leader', actions: 'becomeLeader' },
+          { guard: and(['isCurrentReply', 'isStanding', not('wonTooLate')]), target: 'leader', actions: 'becomeLeader' },
+          // The reply was processed after the deadline it would have started (a pause): never lead on it.
+          {
+            guard: and(['isCurrentReply', 'isStanding']),
+            target: 'fenced',
+            actions: ['rememberWrite', { type: 'fence', params: { reason: 'deadline-passed' } }],
+          },
           // resign() arrived while the acquisition was in flight: give back what we just won.
           { guard: 'isCurrentReply', target: 'follower.releasing', actions: 'rememberWrite' },
         ],
@@ -401,7 +408,13 @@ export const electionMachine = setup({
       },
       states: {
         holding: {
-          after: { retryPeriod: 'renewing' },
+          after: {
+            retryPeriod: [
+              // After a pause the renewal timer can fire before the deadline event: do not renew a lease we may no longer claim.
+              { guard: 'deadlinePassed', target: '#election.fenced', actions: { type: 'fence', params: { reason: 'deadline-passed' } } },
+              { target: 'renewing' },
+            ],
+          },
         },
         renewing: {
           entry: ['prepareRenew', 'startRequest'],

@@ -1,6 +1,6 @@
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../src/adapters/LeaseStore.js';
 
-export type LinkMode = 'ok' | 'hang' | 'fail' | 'drop-reply';
+export type LinkMode = 'ok' | 'hang' | 'fail' | 'drop-reply' | 'slow';
 
 /**
  * One node's view of a shared store, with a link that can be cut: `hang` never answers (a partition),
@@ -12,6 +12,8 @@ export class FaultyLink implements LeaseStore {
   calls = 0;
   /** One-shot modes consumed by the next matching calls, before `mode` applies. */
   readonly plan: Array<{ op: 'read' | 'write'; mode: LinkMode }> = [];
+  /** For `slow`: the reply is held back this long on this clock. */
+  slow: { clock: { setTimeout(fn: () => void, ms: number): unknown }; delayMs: number } | undefined;
   constructor(private readonly inner: LeaseStore) {}
   get capabilities() {
     return { ...this.inner.capabilities, watch: false };
@@ -33,6 +35,10 @@ export class FaultyLink implements LeaseStore {
     const mode = planned >= 0 ? this.plan.splice(planned, 1)[0]!.mode : this.mode;
     if (mode === 'fail') return Promise.reject(new Error('connection refused (injected)'));
     if (mode === 'ok') return call();
+    if (mode === 'slow' && this.slow) {
+      const { clock, delayMs } = this.slow;
+      return call().then((result) => new Promise<T>((resolve) => clock.setTimeout(() => resolve(result), delayMs)));
+    }
     if (mode === 'drop-reply' && isWrite) void call().catch(() => {});
     return new Promise<T>((_, reject) => {
       options?.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true });
