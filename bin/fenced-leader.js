@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-// Runs the built CLI when present (an installed package), otherwise the TypeScript source through tsx (a checkout).
+// In a checkout (src/ present) run the TypeScript source through tsx, so a stale build can never answer;
+// in an installed package (only dist/ shipped) run the build.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const built = join(root, 'dist', 'src', 'cli', 'main.js');
-if (existsSync(built)) {
-  await import(pathToFileURL(built).href);
-} else {
+const source = join(root, 'src', 'cli', 'main.ts');
+if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(pathToFileURL(join(root, 'src', 'cli', 'main.ts')).href);
+  await import(pathToFileURL(source).href);
+} else {
+  await import(pathToFileURL(join(root, 'dist', 'src', 'cli', 'main.js')).href);
 }
