@@ -31,19 +31,31 @@ export interface SimElector {
   whileLeader(work: LeaderWork): void;
 }
 
-/** What a workload sees of the node it runs on. Everything here is frozen by a pause and voided by a crash. */
-export interface HostContext {
+/** What a process sees of the host it runs on. Everything here is frozen by a pause and voided by a crash. */
+export interface ProcessContext {
   readonly index: number;
   readonly nodeId: string;
   readonly incarnation: number;
   /** The node's own clock (monotonic `now()`, skewed `wallNow()`, timers on the scheduler). */
   readonly clock: ElectionClock;
-  readonly elector: SimElector;
   /** A random stream for this workload on this node (deterministic per seed). */
   readonly rng: Rng;
   /** Real (virtual) time, for trace lines only — never for decisions a real node could not make. */
   realNow(): number;
   emit(line: TraceLine): void;
+  /**
+   * A request to the shared store over this host's link (latency, loss, duplication, partitions as for the
+   * elector): `apply` runs at the store at the instant the request arrives, `deliver` on this host when the reply
+   * does (frozen by a pause, voided by a crash). Call `settle()` from `deliver` when it resolves promises.
+   */
+  request<R extends { type: string }>(op: 'read' | 'write', requestId: number, apply: () => R, deliver: (reply: R) => void): void;
+  /** Lets promise continuations started by the current event run at this same virtual instant. */
+  settle(): void;
+}
+
+/** What a workload sees of the node it runs on. Everything here is frozen by a pause and voided by a crash. */
+export interface HostContext extends ProcessContext {
+  readonly elector: SimElector;
   /** Sends a fenced write to the protected resource over the (lossless, partition-free) resource link. */
   writeResource(token: number, claimedT: number): void;
 }
@@ -55,6 +67,26 @@ export interface HostContext {
 export interface Workload {
   readonly name: string;
   start(host: HostContext): void;
+}
+
+/**
+ * A process without an elector (e.g. a worker agent) on a host of its own, at host index `nodes + i` in the order
+ * given: the fault schedule pauses, crashes, cuts off and drifts it like a node (its clock is `scenario.clocks[index]`).
+ * `start` runs on every (re)start.
+ */
+export interface SimProcess {
+  readonly id: string;
+  start(host: ProcessContext): void;
+}
+
+/** The world around the nodes, for extensions: the shared store and environment events (never frozen). */
+export interface SimEnvironment {
+  readonly store: MemoryLeaseStore;
+  now(): number;
+  at(t: number, fn: () => void): void;
+  emit(line: TraceLine): void;
+  /** Whether the node or process with this id is up (not crashed); paused counts as up. */
+  alive(nodeId: string): boolean;
 }
 
 export interface SimulateOptions {
@@ -70,6 +102,10 @@ export interface SimulateOptions {
   readonly machine?: typeof electionMachine;
   /** Observe every XState inspection event of every node (e.g. to record `inspect` lines). */
   readonly onInspect?: (node: string, event: InspectionEvent, realT: number) => void;
+  /** Extra processes on hosts of their own (see SimProcess). */
+  readonly processes?: readonly SimProcess[];
+  /** Called before the first boot and at the end of the run (before the checkers), e.g. to seed and snapshot the store. */
+  readonly environment?: { start?(env: SimEnvironment): void; end?(env: SimEnvironment): void };
 }
 
 export interface SimResult {
@@ -172,6 +208,8 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
   const losses: LossWindow[] = [];
   let transitions = 0;
   let microtasksPending = false;
+  let settleRequested = false;
+  const processes = options.processes ?? [];
 
   const driftChanges: DriftChange[][] = scenario.clocks.map(() => []);
   for (const f of scenario.faults) {
@@ -181,11 +219,11 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
     }
   }
   const hosts: Host[] = [];
-  for (let i = 0; i < scenario.nodes; i++) {
+  for (let i = 0; i < scenario.nodes + processes.length; i++) {
     const spec = scenario.clocks[i] ?? { offsetMs: 0, driftRate: 0, wobbleRate: 0, wobblePeriodMs: 1000, wallStartMs: 1_700_000_000_000 };
     hosts.push({
       index: i,
-      nodeId: `n${i + 1}`,
+      nodeId: i < scenario.nodes ? `n${i + 1}` : processes[i - scenario.nodes]!.id,
       clock: new ClockModel(spec, driftChanges[i]),
       incarnation: 0,
       alive: false,
@@ -199,7 +237,7 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
   }
   let slowest = Number.POSITIVE_INFINITY;
   let fastest = 0;
-  for (const h of hosts) {
+  for (const h of hosts.slice(0, scenario.nodes)) {
     const b = h.clock.rateBounds();
     slowest = Math.min(slowest, b.slowest);
     fastest = Math.max(fastest, b.fastest);
@@ -348,9 +386,32 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
     resourceWriter(scenario.work.intervalMs, scenario.work.durationMs, margin, timing.maxDriftRate),
   ];
 
+  function processContext(host: Host, incarnation: number, clock: ElectionClock): ProcessContext {
+    return {
+      index: host.index,
+      nodeId: host.nodeId,
+      incarnation,
+      clock,
+      rng: workRng.fork(host.index * 1000 + incarnation),
+      realNow: () => sched.now,
+      emit: (line) => {
+        if (host.incarnation === incarnation) emit(line);
+      },
+      request: (op, requestId, apply, deliver) => storeCall(host, op, requestId, () => ({ reply: apply() }), deliver),
+      settle: () => {
+        settleRequested = true;
+      },
+    };
+  }
+
   function boot(host: Host): void {
     const incarnation = host.incarnation;
     const clock = hostClock(host, incarnation);
+    if (host.index >= scenario.nodes) {
+      host.alive = true;
+      processes[host.index - scenario.nodes]!.start(processContext(host, incarnation, clock));
+      return;
+    }
     const actorId = `election:${ELECTION}:${host.nodeId}`;
     const inspect = (ev: InspectionEvent) => {
       if (host.incarnation !== incarnation || !host.alive) return;
@@ -403,16 +464,8 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
     host.elector = elector;
     host.alive = true;
     const ctx: HostContext = {
-      index: host.index,
-      nodeId: host.nodeId,
-      incarnation,
-      clock,
+      ...processContext(host, incarnation, clock),
       elector,
-      rng: workRng.fork(host.index * 1000 + incarnation),
-      realNow: () => sched.now,
-      emit: (line) => {
-        if (host.incarnation === incarnation) emit(line);
-      },
       writeResource: (token, claimedT) => {
         sched.at(sched.now + latency(), -1, 0, () => {
           let accepted = true;
@@ -435,7 +488,7 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
   function crash(host: Host): void {
     if (!host.alive) return;
     transitions++;
-    emit({ t: sched.now, kind: 'transition', node: host.nodeId, from: host.lastPath, to: 'crashed', event: 'crash', epoch: null, incarnation: host.incarnation });
+    if (host.index < scenario.nodes) emit({ t: sched.now, kind: 'transition', node: host.nodeId, from: host.lastPath, to: 'crashed', event: 'crash', epoch: null, incarnation: host.incarnation });
     host.alive = false;
     host.incarnation++;
     host.frozen = [];
@@ -562,11 +615,32 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
     }
   }
 
+  // Promise continuations of processes (store replies, timers) run at the virtual instant that resolved them.
+  const settle = async () => {
+    for (let idle = 0; idle < 32; idle++) {
+      await Promise.resolve();
+      if (settleRequested) {
+        settleRequested = false;
+        idle = -1;
+      }
+    }
+  };
+  const env: SimEnvironment = {
+    store,
+    now: () => sched.now,
+    at: (t, fn) => {
+      sched.at(t, -1, 0, fn);
+    },
+    emit,
+    alive: (nodeId) => hosts.some((h) => h.nodeId === nodeId && h.alive),
+  };
+  options.environment?.start?.(env);
   for (const h of hosts) boot(h);
   if (microtasksPending) {
     microtasksPending = false;
     await Promise.resolve();
   }
+  if (settleRequested) await settle();
   let events = 0;
   for (;;) {
     if (sched.peekTime() > end) break;
@@ -588,8 +662,10 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
       await Promise.resolve();
       await Promise.resolve();
     }
+    if (settleRequested) await settle();
   }
   sched.now = end;
+  options.environment?.end?.(env);
   for (const h of hosts) {
     if (h.alive) {
       h.alive = false;
