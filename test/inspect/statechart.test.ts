@@ -27,7 +27,7 @@ describe('statechart from electionMachine', () => {
     expect(has('follower.reading', 'lease.read', 'follower.deciding', 'isCurrentReply')).toBe(true);
     expect(has('follower.waiting', 'after retryPeriod', 'follower.reading')).toBe(true);
     expect(has('follower.checkingExpiry', 'always', 'candidate', 'leaseIsAvailable')).toBe(true);
-    expect(has('candidate', 'lease.written', 'leader', 'isCurrentReply && isStanding')).toBe(true);
+    expect(has('candidate', 'lease.written', 'leader', 'isCurrentReply && isStanding && !wonTooLate')).toBe(true);
     expect(has('leader', 'renew.deadline', 'fenced', 'deadlinePassed')).toBe(true);
     expect(has('leader.verifying', 'lease.read', 'fenced')).toBe(true);
     expect(has('', 'STOP', 'shutdown')).toBe(true);
