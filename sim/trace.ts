@@ -87,6 +87,29 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
   }),
   z.object({
     ...base,
+    /**
+     * Agents and tasks (sim/agents.ts), observed at the store at the instant a write was applied (or refused):
+     * `submit` tasks added; `register`/`heartbeat`/`deregister` an agent record's beat changed; `claim`/`complete` a
+     * task moved (token = claim token); `release` a deregistering agent's task went back to the queue; `sweep` an
+     * orchestrator's commit that marks agents stale and/or requeues tasks (`applied` false: refused, e.g. on its lease
+     * check-op); `final` the store's agents and tasks at the end of the run.
+     */
+    kind: z.literal('agent'),
+    /** Who wrote: an agent id, or the orchestrator node for `sweep`, or `env`. */
+    node: z.string(),
+    event: z.enum(['submit', 'register', 'heartbeat', 'deregister', 'claim', 'complete', 'release', 'sweep', 'final']),
+    agent: z.string().optional(),
+    task: z.string().optional(),
+    token: z.number().optional(),
+    incarnation: z.number().optional(),
+    beat: z.number().optional(),
+    /** `sweep`: the epoch the sweep wrote under (from its stale marks and handoff notes). */
+    epoch: z.number().optional(),
+    applied: z.boolean().optional(),
+    detail: z.record(z.string(), z.unknown()).optional(),
+  }),
+  z.object({
+    ...base,
     kind: z.literal('violation'),
     checker: z.string(),
     message: z.string(),
