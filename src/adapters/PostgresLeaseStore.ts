@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { boundCall } from './callBounds.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
 
 export interface PostgresLeaseStoreOptions {
@@ -111,6 +112,11 @@ export class PostgresLeaseStore implements LeaseStore {
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private schemaReady: Promise<void> | undefined;
+  private schemaDone = false;
+  /** The dedicated connection for single statements (read, compareAndSet), used whenever it is idle. */
+  private hot: pg.Client | undefined;
+  private hotBusy = false;
+  private hotConnecting = false;
   private readonly watchers = new Map<string, Set<() => void>>();
   private listener: pg.Client | undefined;
   private listenerRetry: ReturnType<typeof setTimeout> | undefined;
@@ -143,7 +149,7 @@ export class PostgresLeaseStore implements LeaseStore {
   }
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
-    const { rows } = await this.withClient('read', options, (client) =>
+    const { rows } = await this.withStatement('read', options, (client) =>
       client.query<{ value: string; version: string; written_at_ms: number; read_at_ms: number }>(
         prepared(
           `SELECT value::text AS value, version::text AS version,
@@ -172,7 +178,7 @@ export class PostgresLeaseStore implements LeaseStore {
     const sql = `WITH w AS (${write})
       SELECT (SELECT version::text FROM w) AS written, (SELECT version::text FROM ${this.qualified} WHERE key = $1) AS seen`;
     const params = expectedVersion === null ? [key, json] : [key, json, expectedVersion];
-    const { rows } = await this.withClient('compareAndSet', options, (client) =>
+    const { rows } = await this.withStatement('compareAndSet', options, (client) =>
       client.query<{ written: string | null; seen: string | null }>(prepared(sql, params)),
     );
     const row = rows[0]!;
@@ -222,6 +228,9 @@ export class PostgresLeaseStore implements LeaseStore {
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => {});
+    const hot = this.hot;
+    this.hot = undefined;
+    await hot?.end().catch(() => {});
     if (this.ownsPool) await this.pool.end().catch(() => {});
     else this.pool.off('error', this.onPoolError);
   }
@@ -277,48 +286,133 @@ export class PostgresLeaseStore implements LeaseStore {
   }
 
   /**
+   * Runs one statement on the dedicated connection when it is idle (no pool checkout: the renewal path), else on a
+   * pooled connection, so concurrent calls never queue behind each other. Same bounds as `withClient`: an abandoned
+   * call destroys the connection it was using.
+   */
+  private withStatement<T>(operation: string, options: CallOptions | undefined, fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+    const hot = this.schemaDone && !this.closed && !options?.signal?.aborted ? this.takeHot() : undefined;
+    if (!hot) return this.withClient(operation, options, fn);
+    return boundCall(
+      options?.signal,
+      this.timeoutMs,
+      () => new StoreTimeoutError(`postgres ${operation}`, this.timeoutMs),
+      (scope) => {
+        scope.onAbandon(() => this.dropHot(hot));
+        return fn(hot).then(
+          (result) => {
+            if (this.hot === hot) this.hotBusy = false;
+            return result;
+          },
+          (err: unknown) => {
+            // A statement error (constraint, timeout) leaves the connection usable; a broken socket emits 'error'.
+            if (this.hot === hot) this.hotBusy = false;
+            throw toStoreError(err);
+          },
+        );
+      },
+    );
+  }
+
+  /** The dedicated connection if it is connected and idle (marking it busy); otherwise starts connecting it. */
+  private takeHot(): pg.Client | undefined {
+    const hot = this.hot;
+    if (hot && !this.hotBusy) {
+      this.hotBusy = true;
+      return hot;
+    }
+    if (!hot && !this.hotConnecting) this.connectHot();
+    return undefined;
+  }
+
+  /** Connects the dedicated connection in the background; calls use the pool meanwhile. Retried by the next call. */
+  private connectHot(): void {
+    this.hotConnecting = true;
+    const client = new pg.Client(this.pool.options);
+    const lost = (err: unknown) => {
+      this.logger.debug?.({ err }, 'postgres store: dedicated connection lost');
+      this.dropHot(client);
+    };
+    client.on('error', lost);
+    client.on('end', () => lost(new Error('connection ended')));
+    client.connect().then(
+      () => {
+        this.hotConnecting = false;
+        if (this.closed) client.end().catch(() => {});
+        else {
+          this.hot = client;
+          this.hotBusy = false;
+        }
+      },
+      (err: unknown) => {
+        this.hotConnecting = false;
+        this.logger.debug?.({ err }, 'postgres store: dedicated connection failed; using the pool');
+        client.end().catch(() => {});
+      },
+    );
+  }
+
+  private dropHot(client: pg.Client): void {
+    if (this.hot === client) {
+      this.hot = undefined;
+      this.hotBusy = false;
+    }
+    // With a query in flight pg destroys the socket rather than waiting for the server.
+    client.end().catch(() => {});
+  }
+
+  /**
    * Runs `fn` on a pooled connection within `timeoutMs` and the caller's signal. When the call is abandoned the
    * connection is destroyed rather than returned, which also rolls back a transaction still open on it. An
    * abandoned single statement may still be applied by the server: that is the ambiguous outcome callers handle.
    */
   private withClient<T>(operation: string, options: CallOptions | undefined, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('PostgresLeaseStore is closed; create a new store.'));
-    return bounded(`postgres ${operation}`, options?.signal, this.timeoutMs, async (abandoned) => {
-      let gone = false;
-      abandoned.catch(() => {
-        gone = true;
-      });
-      try {
-        await this.ensureSchema();
-        const client = await this.pool.connect();
-        let released = false;
-        const release = (destroy: boolean) => {
-          if (released) return;
-          released = true;
-          client.release(destroy ? new Error(`fenced-leader: ${operation} abandoned`) : undefined);
-        };
-        if (gone) {
-          release(false);
-          throw new Error('abandoned');
-        }
-        abandoned.catch(() => release(true));
+    return boundCall(
+      options?.signal,
+      this.timeoutMs,
+      () => new StoreTimeoutError(`postgres ${operation}`, this.timeoutMs),
+      async (scope) => {
         try {
-          return await fn(client);
-        } finally {
-          release(false);
+          await this.ensureSchema();
+          const client = await this.pool.connect();
+          let released = false;
+          const release = (destroy: boolean) => {
+            if (released) return;
+            released = true;
+            client.release(destroy ? new Error(`fenced-leader: ${operation} abandoned`) : undefined);
+          };
+          if (scope.abandoned) {
+            release(false);
+            throw new Error('abandoned');
+          }
+          scope.onAbandon(() => release(true));
+          try {
+            return await fn(client);
+          } finally {
+            release(false);
+          }
+        } catch (err) {
+          throw toStoreError(err);
         }
-      } catch (err) {
-        throw toStoreError(err);
-      }
-    });
+      },
+    );
   }
 
   private ensureSchema(): Promise<void> {
-    if (!this.createSchema) return Promise.resolve();
-    this.schemaReady ??= this.applyDdl().catch((err: unknown) => {
-      this.schemaReady = undefined;
-      throw err;
-    });
+    if (!this.createSchema) {
+      this.schemaDone = true;
+      return Promise.resolve();
+    }
+    this.schemaReady ??= this.applyDdl().then(
+      () => {
+        this.schemaDone = true;
+      },
+      (err: unknown) => {
+        this.schemaReady = undefined;
+        throw err;
+      },
+    );
     return this.schemaReady;
   }
 
@@ -408,43 +502,4 @@ function toStoreError(err: unknown): unknown {
   if (err instanceof CasMismatchError || err instanceof StoreTimeoutError || err instanceof StoreUnavailableError) return err;
   const message = err instanceof Error ? err.message || (err as { code?: string }).code || err.name : String(err);
   return new StoreUnavailableError('postgres', message, { cause: err });
-}
-
-/**
- * Runs `work` until it settles, the signal aborts (rejecting with the abort reason) or `timeoutMs` passes (rejecting
- * with StoreTimeoutError). `work` receives a promise that rejects when the call is abandoned, for cleanup.
- */
-function bounded<T>(
-  operation: string,
-  signal: AbortSignal | undefined,
-  timeoutMs: number,
-  work: (abandoned: Promise<never>) => Promise<T>,
-): Promise<T> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    let abandon!: (reason: unknown) => void;
-    const abandoned = new Promise<never>((_, r) => {
-      abandon = r;
-    });
-    abandoned.catch(() => {});
-    const finish = (settle: () => void) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      settle();
-    };
-    const onAbort = () => {
-      abandon(signal!.reason);
-      finish(() => reject(signal!.reason));
-    };
-    const timer = setTimeout(() => {
-      const err = new StoreTimeoutError(operation, timeoutMs);
-      abandon(err);
-      finish(() => reject(err));
-    }, timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    work(abandoned).then(
-      (value) => finish(() => resolve(value)),
-      (err: unknown) => finish(() => reject(err)),
-    );
-  });
 }
