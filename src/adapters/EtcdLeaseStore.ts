@@ -1,6 +1,7 @@
 import { Etcd3, GRPCDeadlineExceededError, type IOptions, type Namespace, type Watcher } from 'etcd3';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { boundCall } from './callBounds.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
 
 export interface EtcdLeaseStoreOptions {
@@ -27,9 +28,10 @@ type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']
  * success into a spurious CasMismatchError, and a mismatch must mean "not applied". The caller retries instead.
  * Only `execute` is used by etcd3, so this minimal object is enough.
  */
+const neverAborted = new AbortController().signal;
 const runOnce = {
-  execute: <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) =>
-    Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
+  // One shared, never-aborted signal: a fresh AbortController per call costs microseconds and etcd3 never aborts it.
+  execute: <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) => Promise.resolve().then(() => fn({ signal: neverAborted })),
 } as unknown as GlobalPolicy;
 
 function defaultHosts(): string[] {
@@ -184,10 +186,14 @@ export class EtcdLeaseStore implements LeaseStore {
   private run<T>(operation: string, options: CallOptions | undefined, work: (deadline: Date) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('EtcdLeaseStore is closed; create a new store.'));
     const deadline = new Date(Date.now() + this.timeoutMs);
-    return bounded(`etcd ${operation}`, options?.signal, this.timeoutMs, () =>
-      work(deadline).catch((err: unknown) => {
-        throw toStoreError(operation, this.timeoutMs, err);
-      }),
+    return boundCall(
+      options?.signal,
+      this.timeoutMs,
+      () => new StoreTimeoutError(`etcd ${operation}`, this.timeoutMs),
+      () =>
+        work(deadline).catch((err: unknown) => {
+          throw toStoreError(operation, this.timeoutMs, err);
+        }),
     );
   }
 }
@@ -198,26 +204,4 @@ function toStoreError(operation: string, timeoutMs: number, err: unknown): unkno
   if (err instanceof GRPCDeadlineExceededError) return new StoreTimeoutError(`etcd ${operation}`, timeoutMs);
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   return new StoreUnavailableError('etcd', message, { cause: err });
-}
-
-/**
- * Runs `work` until it settles, the signal aborts (rejecting with the abort reason) or `timeoutMs` passes (rejecting
- * with StoreTimeoutError).
- */
-function bounded<T>(operation: string, signal: AbortSignal | undefined, timeoutMs: number, work: () => Promise<T>): Promise<T> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const finish = (settle: () => void) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      settle();
-    };
-    const onAbort = () => finish(() => reject(signal!.reason));
-    const timer = setTimeout(() => finish(() => reject(new StoreTimeoutError(operation, timeoutMs))), timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    work().then(
-      (value) => finish(() => resolve(value)),
-      (err: unknown) => finish(() => reject(err)),
-    );
-  });
 }
