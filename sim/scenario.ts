@@ -53,6 +53,45 @@ export interface Scenario {
   /** The stated pause margin: pauses up to this long are within the assumptions. */
   readonly pauseMarginMs?: number;
   readonly onStale?: 'rejoin' | 'shutdown';
+  /** Worker agents and a task board (sim/agents.ts); agent `i` runs on host `nodes + i` (clock `clocks[nodes + i]`). */
+  readonly agents?: AgentSpec;
+}
+
+/** Agents and tasks in a scenario: faults whose `node` is ≥ `nodes` hit agent `node - nodes`. */
+export interface AgentSpec {
+  readonly count: number;
+  /** Tasks on the board at the start, and later batches (real ms). */
+  readonly tasks: number;
+  readonly laterTasks?: readonly { readonly at: number; readonly count: number }[];
+  readonly heartbeatIntervalMs: number;
+  readonly staleAfterMs: number;
+  readonly sweepIntervalMs: number;
+  /** A worker polls for work every `pollMs` and works `workMs` (uniform) on each task. */
+  readonly pollMs: number;
+  readonly workMs: { readonly min: number; readonly max: number };
+  /** A store call without a reply rejects after this long on the caller's clock (a client's command timeout). */
+  readonly storeTimeoutMs: number;
+  /** A sweep stalls right before its commit with this chance, up to `maxMs` (the orchestrator pauses mid-sweep). */
+  readonly stall?: { readonly chance: number; readonly maxMs: number };
+  /** Workers adopt the claims the board says they hold on (re)start and after an unanswered claim (default true). */
+  readonly recover?: boolean;
+}
+
+/** Default agent timing relative to the election's: heart-beat ~ retry period, stale after ~ one lease. */
+export function defaultAgentSpec(t: SimTiming, maxLatencyMs: number, count = 3, tasks = 8): AgentSpec {
+  const heartbeatIntervalMs = Math.max(20, Math.round(t.retryPeriodMs / 2));
+  const staleAfterMs = Math.max(heartbeatIntervalMs * 4, t.leaseDurationMs);
+  return {
+    count,
+    tasks,
+    heartbeatIntervalMs,
+    staleAfterMs,
+    sweepIntervalMs: Math.max(10, Math.round(staleAfterMs / 4)),
+    pollMs: 50,
+    workMs: { min: 100, max: 1500 },
+    storeTimeoutMs: Math.max(50, 4 * maxLatencyMs + 20),
+    stall: { chance: 0.1, maxMs: 2 * t.leaseDurationMs },
+  };
 }
 
 export const DEFAULT_TIMING: SimTiming = { leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 200, maxDriftRate: 0.01 };
@@ -83,6 +122,8 @@ export interface GenerateOptions {
   unsafeTiming?: boolean;
   minLatencyMs?: number;
   maxLatencyMs?: number;
+  /** Worker agents (and three tasks per agent): they crash, pause and are cut off too. */
+  agents?: number;
 }
 
 export function faultClasses(f: GenerateOptions['faults']): FaultClass[] {
@@ -111,6 +152,34 @@ export function livenessBoundMs(t: SimTiming, maxLatencyMs: number, slowestRate 
   return k * (requestTimeout(t) + 2 * t.retryPeriodMs + t.leaseDurationMs) + 4 * rtt + maxLatencyMs;
 }
 
+/**
+ * Stale-agent detection bound, derived from the Sweeper (real ms from an agent's last heartbeat write, or from the
+ * moment a node starts leading if later; k = 1/slowest clock rate, RTT = 2 × max one-way latency, one sweep's reads
+ * = lease + index + N agents + board = (N+3)·RTT):
+ * - the sweep in progress when the last beat lands may have read the agent just before it (≤ one sweep + its
+ *   commit), then the leader sleeps at most one sweep interval (k·I), and the next sweep's fold first sees the final
+ *   beat (≤ one sweep): silence is counted from that fold on the leader's clock;
+ * - the leader sleeps until the agent could be stale (nextSweepDelay, ceil'd), k·staleAfter after the fold; a sweep
+ *   already running then may fold a hair too early (≤ one sweep, a noop), and the next one marks it (≤ one sweep)
+ *   with a commit that lands within one more one-way latency.
+ * Each sweep commit refused on a version conflict (a claim or completion raced it) costs one more sweep + commit.
+ */
+export function detectionBoundMs(a: Pick<AgentSpec, 'count' | 'staleAfterMs' | 'sweepIntervalMs'>, maxLatencyMs: number, slowestRate: number): number {
+  const k = 1 / slowestRate;
+  const rtt = 2 * maxLatencyMs;
+  return k * (a.staleAfterMs + a.sweepIntervalMs + 2) + 4 * sweepReadMs(a, maxLatencyMs) + 2 * rtt;
+}
+
+/** The reads of one sweep: lease, agent index, each agent, board. */
+export function sweepReadMs(a: Pick<AgentSpec, 'count'>, maxLatencyMs: number): number {
+  return (a.count + 3) * 2 * maxLatencyMs;
+}
+
+/** After the last fault: a leader (liveness bound), then the detection bound, then the requeue's commit. */
+export function agentSettleMs(s: Pick<Scenario, 'timing' | 'network'> & { agents: AgentSpec }, slowest = 1 - s.timing.maxDriftRate): number {
+  return livenessBoundMs(s.timing, s.network.maxLatencyMs, slowest) + detectionBoundMs(s.agents, s.network.maxLatencyMs, slowest) + s.agents.storeTimeoutMs / slowest;
+}
+
 /** A scenario drawn from a seed: the CLI's campaigns and `replay --seed` use this. */
 export function generateScenario(seed: number, o: GenerateOptions = {}): Scenario {
   const rng = new Rng(seed ^ 0x5eed5eed);
@@ -134,7 +203,8 @@ export function generateScenario(seed: number, o: GenerateOptions = {}): Scenari
     });
   }
   const margin = Math.max(0, Math.floor(exclusivityMarginMs(timing)));
-  const quiet = quietTailMs({ timing, network });
+  const agents = o.agents && o.agents > 0 ? defaultAgentSpec(timing, network.maxLatencyMs, o.agents, o.agents * 2) : undefined;
+  const quiet = quietTailMs({ timing, network }) + (agents ? Math.ceil(agentSettleMs({ timing, network, agents }) * 1.25) : 0);
   const faultEnd = Math.max(0, durationMs - quiet);
   const count = Math.round(((o.faultRate ?? 12) * durationMs) / 60_000);
   const faults: FaultSpec[] = [];
@@ -185,8 +255,45 @@ export function generateScenario(seed: number, o: GenerateOptions = {}): Scenari
     if ('node' in f && 'durationMs' in f) busyUntil[node] = at + f.durationMs + 1;
     faults.push(f);
   }
+  if (agents) {
+    // Agents on hosts nodes.., with their own clocks and faults, from a separate stream (the election part of the
+    // scenario stays the same as without agents).
+    const arng = new Rng(seed ^ 0x0a9e7750);
+    for (let j = 0; j < agents.count; j++) {
+      const skew = classes.includes('skew') || classes.includes('drift');
+      const wobble = skew ? arng.range(0, rho * 0.3) : 0;
+      clocks.push({
+        offsetMs: skew ? Math.floor(arng.range(0, 1e9)) : 0,
+        driftRate: classes.includes('drift') ? arng.range(-(rho - wobble), rho - wobble) * 0.999 : 0,
+        wobbleRate: wobble,
+        wobblePeriodMs: arng.int(500, 5000),
+        wallStartMs: 1_700_000_000_000,
+      });
+    }
+    const agentClasses = classes.filter((c) => c === 'crash' || c === 'pause' || c === 'partition');
+    const agentBusy = new Array<number>(agents.count).fill(0);
+    const n = Math.round(((o.faultRate ?? 12) * durationMs) / 60_000);
+    for (let i = 0; i < n && agentClasses.length > 0 && faultEnd > 600; i++) {
+      const cls = arng.pick(agentClasses);
+      const j = arng.int(0, agents.count - 1);
+      const at = Math.floor(arng.range(500, faultEnd - 100));
+      const durationMs = Math.max(1, Math.min(faultEnd - at, Math.floor(arng.range(1, 3 * agents.staleAfterMs))));
+      if (agentBusy[j]! > at) continue;
+      agentBusy[j] = at + durationMs + 1;
+      faults.push(
+        cls === 'partition'
+          ? { kind: 'partition', at, node: nodes + j, durationMs, direction: arng.chance(0.6) ? 'both' : arng.chance(0.5) ? 'to-store' : 'from-store' }
+          : { kind: cls, at, node: nodes + j, durationMs },
+      );
+    }
+    // A batch of tasks every two seconds through the fault window keeps workers busy while faults strike.
+    const laterTasks: Array<{ at: number; count: number }> = [];
+    for (let at = 2000; at < faultEnd; at += 2000) laterTasks.push({ at, count: agents.count });
+    (agents as { laterTasks?: AgentSpec['laterTasks'] }).laterTasks = laterTasks;
+  }
   faults.sort((a, b) => a.at - b.at);
   return {
+    ...(agents ? { agents } : {}),
     seed,
     nodes,
     durationMs,
@@ -210,6 +317,8 @@ export function violatedAssumptions(s: Scenario): string[] {
   s.clocks.forEach((c) => {
     if (beyond(c.driftRate, c.wobbleRate)) out.add('drift-beyond-max');
   });
+  // Agents' hosts (index ≥ nodes) pause as long as they like: that is what the agent checkers are about.
+  const electionFault = (f: FaultSpec) => !('node' in f) || f.node < s.nodes;
   // Liveness needs replies to beat their timeouts: a round trip shorter than requestTimeoutMs.
   if (2 * s.network.maxLatencyMs >= requestTimeout(t)) out.add('slow-network');
   const margin = pauseMargin(s);
@@ -218,7 +327,7 @@ export function violatedAssumptions(s: Scenario): string[] {
   for (const f of [...s.faults].sort((a, b) => a.at - b.at)) {
     if (f.kind === 'drift' && beyond(f.driftRate, s.clocks[f.node]?.wobbleRate ?? 0)) out.add('drift-beyond-max');
     if (f.kind === 'store-wipe') out.add('store-data-loss');
-    if (f.kind === 'pause') {
+    if (f.kind === 'pause' && electionFault(f)) {
       const prev = frozenUntil.get(f.node);
       const span = prev && f.at <= prev.end ? { start: prev.start, end: Math.max(prev.end, f.at + f.durationMs) } : { start: f.at, end: f.at + f.durationMs };
       frozenUntil.set(f.node, span);

@@ -92,12 +92,13 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
      * `submit` tasks added; `register`/`heartbeat`/`deregister` an agent record's beat changed; `claim`/`complete` a
      * task moved (token = claim token); `release` a deregistering agent's task went back to the queue; `sweep` an
      * orchestrator's commit that marks agents stale and/or requeues tasks (`applied` false: refused, e.g. on its lease
-     * check-op); `final` the store's agents and tasks at the end of the run.
+     * check-op); `stall` an orchestrator's sweep stalled before its commit (since `detail.since`, until `t`); `final`
+     * the store's agents and tasks at the end of the run.
      */
     kind: z.literal('agent'),
     /** Who wrote: an agent id, or the orchestrator node for `sweep`, or `env`. */
     node: z.string(),
-    event: z.enum(['submit', 'register', 'heartbeat', 'deregister', 'claim', 'complete', 'release', 'sweep', 'final']),
+    event: z.enum(['submit', 'register', 'heartbeat', 'deregister', 'claim', 'complete', 'release', 'sweep', 'stall', 'final']),
     agent: z.string().optional(),
     task: z.string().optional(),
     token: z.number().optional(),
