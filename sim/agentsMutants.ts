@@ -1,0 +1,47 @@
+/**
+ * Deliberately broken agent code, built by injection (hooks and a replaced call; nothing in src/ is modified), to
+ * show the agent checkers catch real bugs. Used by test/sim/agents.test.ts and the pipeline property.
+ */
+import type { CommitOp, Json } from '../src/adapters/LeaseStore.js';
+import type { AgentRegistry } from '../src/agents/registry.js';
+import type { TaskRecord } from '../src/agents/schema.js';
+import type { SweeperOptions } from '../src/agents/sweeper.js';
+import type { AgentMutants } from './agents.js';
+
+/** The sweep commit without its lease check-op: a deposed leader's stale plan can land. */
+export function withoutLeaseCheck(options: SweeperOptions, { keepIsLeader = false } = {}): SweeperOptions {
+  const { isLeader, beforeCommit, ...rest } = options;
+  return {
+    ...rest,
+    ...(keepIsLeader && isLeader ? { isLeader } : {}),
+    beforeCommit: async (ops) => {
+      await beforeCommit?.(ops);
+      const mutable = ops as CommitOp[];
+      const i = mutable.findIndex((op) => op.key === options.registry.keys.lease && op.value === undefined);
+      if (i >= 0) mutable.splice(i, 1);
+    },
+  };
+}
+
+/** Completion that skips the claim check (token, holder, state): a presumed-dead worker's late completion lands. */
+export async function completeWithoutClaimCheck(registry: AgentRegistry, agentId: string, taskId: string, claimToken: number): Promise<TaskRecord> {
+  return registry.retry('complete', async () => {
+    const { board, version } = await registry.readBoard();
+    const task = board.tasks[taskId];
+    if (!task) throw new Error(`unknown task ${taskId}`);
+    const done: TaskRecord = { ...task, state: 'completed', completedBy: agentId, completedToken: claimToken, completedAt: 'mutant', result: null };
+    await registry.store.compareAndSet(registry.keys.board, version, { ...board, tasks: { ...board.tasks, [taskId]: done } } as unknown as Json);
+    return done;
+  });
+}
+
+export const agentMutants: Record<string, { readonly mutants: AgentMutants; readonly caughtBy: string }> = {
+  'sweep commit without the lease check-op, and no isLeader() before it': {
+    mutants: { sweeper: (o) => withoutLeaseCheck(o) },
+    caughtBy: 'no-stale-epoch-requeue',
+  },
+  'completion without the claim-token check': {
+    mutants: { complete: completeWithoutClaimCheck },
+    caughtBy: 'no-task-completed-twice',
+  },
+};
