@@ -3,7 +3,7 @@ import type { StoreEntry } from '../adapters/LeaseStore.js';
 import type { ElectionClock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { TimingOptions } from '../options.js';
-import { type LeaseRecord, leaseRecordSchema } from './leaseRecord.js';
+import { type LeaseRecord, parseLeaseRecord } from './leaseRecord.js';
 
 export type StalePolicy = 'rejoin' | 'shutdown';
 export type FenceReason = 'deadline-passed' | 'lease-lost' | 'higher-epoch';
@@ -57,7 +57,6 @@ export interface ElectionContext {
   requestId: number;
   requestStartedAt: number;
   fenceReason: FenceReason | undefined;
-  fenceCount: number;
 }
 
 export type ElectionEvent =
@@ -108,7 +107,7 @@ function fields(context: ElectionContext, extra: object = {}): object {
 
 function parseRecord(entry: StoreEntry | undefined): LeaseRecord | undefined | Error {
   if (!entry) return undefined;
-  const parsed = leaseRecordSchema.safeParse(entry.value);
+  const parsed = parseLeaseRecord(entry.value);
   return parsed.success ? parsed.data : new Error(`malformed lease record: ${parsed.error.message}`);
 }
 
@@ -237,7 +236,7 @@ export const electionMachine = setup({
     disarmDeadline: cancel('renew-deadline'),
     fence: assign(({ context }, params: { reason: FenceReason }) => {
       context.logger.warn(fields(context, { reason: params.reason }), 'fenced: stopped acting as leader');
-      return { fenceReason: params.reason, fenceCount: context.fenceCount + 1, observation: undefined };
+      return { fenceReason: params.reason, observation: undefined };
     }),
     fenceOnRecord: assign(({ context, event }) => {
       const record = event.type === 'lease.read' ? parseRecord(event.entry) : undefined;
@@ -249,7 +248,6 @@ export const electionMachine = setup({
       );
       return {
         fenceReason: reason,
-        fenceCount: context.fenceCount + 1,
         observation: undefined,
         highestEpochSeen: Math.max(context.highestEpochSeen, record instanceof Error ? 0 : (record?.epoch ?? 0)),
       };
@@ -288,7 +286,6 @@ export const electionMachine = setup({
     requestId: 0,
     requestStartedAt: 0,
     fenceReason: undefined,
-    fenceCount: 0,
   }),
   initial: 'follower',
   on: {
