@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { agentStats } from './agentCheckers.js';
+import { simulateAgents } from './agents.js';
 import type { Violation } from './checkers.js';
 import { type GenerateOptions, generateScenario } from './scenario.js';
-import { simulate } from './simulator.js';
 
 /** What one scenario of a campaign reports back (small: traces stay in the worker). */
 export interface ScenarioOutcome {
@@ -16,11 +17,15 @@ export interface ScenarioOutcome {
   readonly events: number;
   readonly acceptedWrites: number;
   readonly rejectedWrites: number;
+  /** With `--agents`: tasks, completions, requeues, stale marks and detection latencies (real ms). */
+  readonly agents?: { tasks: number; completed: number; requeued: number; staleMarks: number; detectionMs: number[]; detectionBoundMs: number };
 }
 
 export async function runOne(seed: number, options: GenerateOptions): Promise<ScenarioOutcome> {
-  const r = await simulate(generateScenario(seed, options), { traceStore: false });
+  const r = await simulateAgents(generateScenario(seed, options), { traceStore: false });
+  const agents = agentStats(r.trace);
   return {
+    ...(agents ? { agents } : {}),
     seed,
     violations: r.violations,
     simulatedMs: r.stats.simulatedMs,

@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { simulateAgents } from '../../sim/agents.js';
 import { decodeScenario } from '../../sim/replayArg.js';
 import { generateScenario, type Scenario } from '../../sim/scenario.js';
-import { simulate } from '../../sim/simulator.js';
 import { formatTimeline } from '../../sim/timeline.js';
-import { formatTrace } from '../../sim/trace.js';
+import { formatTrace, type TraceLine } from '../../sim/trace.js';
 import { generateOptions, SCENARIO_HELP, scenarioArgs } from './sim.js';
 
 const HELP = `usage: fenced-leader replay (--seed S [scenario options] | --scenario ENCODED) [--trace FILE] [--store] [--substates] [--json]
@@ -37,14 +37,36 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`fenced-leader replay: ${(err as Error).message}\n\n${HELP}`);
     return 2;
   }
-  const r = await simulate(scenario);
+  const r = await simulateAgents(scenario);
   if (typeof values.trace === 'string') writeFileSync(values.trace, formatTrace(r.trace));
   if (values.json) process.stdout.write(formatTrace(r.trace));
   else {
     process.stdout.write(formatTimeline(r.trace, { store: values.store === true, substates: values.substates === true }));
+    process.stdout.write(formatAgentEvents(r.trace));
     const bad = r.violations.filter((x) => !x.expected);
     console.log(`\n${r.violations.length === 0 ? 'all checkers passed' : `${bad.length} violation(s), ${r.violations.length - bad.length} expected`}`);
     if (typeof values.trace === 'string') console.log(`trace written to ${values.trace}`);
   }
   return r.violations.some((x) => !x.expected) ? 1 : 0;
+}
+
+/** Agents and tasks, when the scenario has them: stale marks, requeues, refused sweeps, stalls, the final board. */
+function formatAgentEvents(trace: readonly TraceLine[]): string {
+  const out: string[] = [];
+  for (const l of trace) {
+    if (l.kind !== 'agent') continue;
+    const t = `${(l.t / 1000).toFixed(3).padStart(9)}s`;
+    const d = (l.detail ?? {}) as Record<string, unknown>;
+    if (l.event === 'sweep') {
+      out.push(
+        l.applied
+          ? `${t}  ${l.node} sweep at epoch ${l.epoch}: stale ${JSON.stringify(d.marked)} requeued ${JSON.stringify(d.requeued)} (lease ${JSON.stringify(d.lease)})`
+          : `${t}  ${l.node} sweep refused on ${String(d.conflict)}`,
+      );
+    } else if (l.event === 'stall') out.push(`${t}  ${l.node} sweep stalled before its commit since ${Math.round(Number(d.since))} ms`);
+    else if (l.event === 'register' && (l.incarnation ?? 1) > 1) out.push(`${t}  ${l.agent} registered again (incarnation ${l.incarnation})`);
+    else if (l.event === 'complete' || l.event === 'release') out.push(`${t}  ${l.agent} ${l.event} ${l.task} (token ${l.token})`);
+    else if (l.event === 'final') out.push(`${t}  final board: ${JSON.stringify(d.tasks)}`);
+  }
+  return out.length > 0 ? `\nagents and tasks:\n${out.join('\n')}\n` : '';
 }

@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { agentCheckers } from '../../sim/agentCheckers.js';
+import { simulateAgents } from '../../sim/agents.js';
 import { runCampaign, type ScenarioOutcome } from '../../sim/campaign.js';
 import { defaultCheckers } from '../../sim/checkers.js';
 import { FAULT_CLASSES, type FaultClass, type GenerateOptions, generateScenario } from '../../sim/scenario.js';
-import { simulate } from '../../sim/simulator.js';
 import { formatTrace } from '../../sim/trace.js';
 
 export const scenarioArgs = {
@@ -19,6 +20,7 @@ export const scenarioArgs = {
   'max-drift': { type: 'string' },
   'request-timeout': { type: 'string' },
   'max-latency': { type: 'string' },
+  agents: { type: 'string' },
   'break-assumptions': { type: 'boolean' },
   'no-fencing': { type: 'boolean' },
   'unsafe-timing': { type: 'boolean' },
@@ -35,6 +37,7 @@ export const SCENARIO_HELP = `  --nodes N               cluster size (default 5)
   --lease MS --renew-deadline MS --retry MS --max-drift R --request-timeout MS
                           timing options (default 1000 / 600 / 200 / 0.01 / = retry)
   --max-latency MS        largest one-way network delay (default 40)
+  --agents N              N worker agents and a task board join (crashed, paused, cut off too), with 4 more checkers
   --break-assumptions     also drift beyond max-drift and pause beyond the margin (violations then expected)
   --unsafe-timing         skip option validation (to watch the checkers catch an unsafe configuration)
   --no-fencing            the protected resource accepts every token`;
@@ -97,6 +100,7 @@ export function generateOptions(v: Values): GenerateOptions {
     fencing: !v['no-fencing'],
     unsafeTiming: v['unsafe-timing'] ?? false,
     maxLatencyMs: num(v['max-latency'], 'max-latency'),
+    agents: num(v.agents, 'agents'),
   };
   return JSON.parse(JSON.stringify(o)) as GenerateOptions;
 }
@@ -104,7 +108,7 @@ export function generateOptions(v: Values): GenerateOptions {
 /** The flags that reproduce these generation options (for the printed replay command). */
 export function generateFlags(v: Values): string {
   const out: string[] = [];
-  for (const k of ['nodes', 'duration', 'faults', 'fault-rate', 'lease', 'renew-deadline', 'retry', 'max-drift', 'request-timeout', 'max-latency'] as const) {
+  for (const k of ['nodes', 'duration', 'faults', 'fault-rate', 'lease', 'renew-deadline', 'retry', 'max-drift', 'request-timeout', 'max-latency', 'agents'] as const) {
     if (v[k] !== undefined) out.push(`--${k} ${v[k]}`);
   }
   for (const k of ['break-assumptions', 'no-fencing', 'unsafe-timing'] as const) if (v[k]) out.push(`--${k}`);
@@ -157,7 +161,7 @@ export async function run(argv: string[]): Promise<number> {
   const failing = outcomes.filter((o) => o.violations.some((x) => !x.expected));
   if (v.trace) {
     const seed = failing[0]?.seed ?? seeds[0]!;
-    const r = await simulate(generateScenario(seed, gen));
+    const r = await simulateAgents(generateScenario(seed, gen));
     writeFileSync(v.trace, formatTrace(r.trace));
   }
   const summary = summarizeCampaign(outcomes);
@@ -187,11 +191,14 @@ export interface CampaignSummary {
   epochsIssued: number;
   transitions: number;
   writes: { accepted: number; rejected: number };
+  agents?: { tasks: number; completed: number; requeued: number; staleMarks: number; detectionMs: { p50: number; p99: number; max: number; count: number }; detectionBoundMs: { min: number; max: number } };
 }
 
 export function summarizeCampaign(outcomes: readonly ScenarioOutcome[]): CampaignSummary {
   const violations: CampaignSummary['violations'] = {};
-  for (const c of defaultCheckers) violations[c.name] = { unexpected: 0, expected: 0 };
+  for (const c of outcomes.some((o) => o.agents) ? [...defaultCheckers, ...agentCheckers] : defaultCheckers) violations[c.name] = { unexpected: 0, expected: 0 };
+  const withAgents = outcomes.filter((o) => o.agents).map((o) => o.agents!);
+  const detection = withAgents.flatMap((a) => a.detectionMs).sort((a, b) => a - b);
   const failovers: number[] = [];
   let sim = 0;
   let avail = 0;
@@ -225,6 +232,18 @@ export function summarizeCampaign(outcomes: readonly ScenarioOutcome[]): Campaig
     epochsIssued: epochs,
     transitions,
     writes: { accepted, rejected },
+    ...(withAgents.length > 0
+      ? {
+          agents: {
+            tasks: withAgents.reduce((n, a) => n + a.tasks, 0),
+            completed: withAgents.reduce((n, a) => n + a.completed, 0),
+            requeued: withAgents.reduce((n, a) => n + a.requeued, 0),
+            staleMarks: withAgents.reduce((n, a) => n + a.staleMarks, 0),
+            detectionMs: { p50: r(percentile(detection, 50)), p99: r(percentile(detection, 99)), max: r(detection.at(-1) ?? Number.NaN), count: detection.length },
+            detectionBoundMs: { min: r(Math.min(...withAgents.map((a) => a.detectionBoundMs))), max: r(Math.max(...withAgents.map((a) => a.detectionBoundMs))) },
+          },
+        }
+      : {}),
   };
 }
 
@@ -243,6 +262,16 @@ export function formatSummary(s: CampaignSummary): string {
     ['epochs issued', String(s.epochsIssued)],
     ['fenced writes accepted / rejected', `${s.writes.accepted} / ${s.writes.rejected}`],
   );
+  if (s.agents) {
+    const a = s.agents;
+    const bound = a.detectionBoundMs.min === a.detectionBoundMs.max ? `${a.detectionBoundMs.max}` : `${a.detectionBoundMs.min}–${a.detectionBoundMs.max}`;
+    rows.push(
+      ['tasks completed / submitted', `${a.completed} / ${a.tasks}`],
+      ['tasks requeued by sweeps', String(a.requeued)],
+      ['agents marked stale', String(a.staleMarks)],
+      ['stale detection p50 / p99 / max', `${a.detectionMs.p50} / ${a.detectionMs.p99} / ${a.detectionMs.max} ms  (bound ${bound} ms)`],
+    );
+  }
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, val]) => `${k.padEnd(w)}  ${val}`).join('\n');
 }
