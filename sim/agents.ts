@@ -40,6 +40,8 @@ const agentPrefix = `${simKeys.index}/`;
 export interface AgentMutants {
   readonly sweeper?: (options: SweeperOptions) => SweeperOptions;
   readonly complete?: (registry: AgentRegistry, agentId: string, taskId: string, claimToken: number) => Promise<unknown>;
+  /** The sweeper ignores the end of leadership (whileLeader's signal): it keeps sweeping with its old token. */
+  readonly ignoreLeadershipLoss?: boolean;
 }
 
 export interface AgentSimOptions extends Omit<SimulateOptions, 'processes' | 'environment'> {
@@ -286,7 +288,7 @@ export function agentSweeper(spec: AgentSpec, world: AgentWorld, mutants: AgentM
         host.settle();
         signal.addEventListener('abort', () => host.settle(), { once: true });
         try {
-          await sweeper.runAsLeader({ token, signal });
+          await sweeper.runAsLeader({ token, signal: mutants.ignoreLeadershipLoss ? new AbortController().signal : signal });
         } finally {
           leading = false;
         }

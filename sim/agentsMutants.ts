@@ -23,6 +23,23 @@ export function withoutLeaseCheck(options: SweeperOptions, { keepIsLeader = fals
   };
 }
 
+/**
+ * A sweeper with no epoch fencing at all: the lease read at the top of each sweep accepts any holder, the commit has
+ * no lease check-op, no isLeader() before it, and it keeps sweeping after losing leadership (with its old token).
+ */
+export const unfencedSweeper: AgentMutants = {
+  ignoreLeadershipLoss: true,
+  sweeper: (options) => {
+    const registry = options.registry;
+    registry.currentLease = async () => {
+      const lease = await registry.readLease();
+      if (!lease) throw new Error('no lease record');
+      return lease;
+    };
+    return withoutLeaseCheck(options);
+  },
+};
+
 /** Completion that skips the claim check (token, holder, state): a presumed-dead worker's late completion lands. */
 export async function completeWithoutClaimCheck(registry: AgentRegistry, agentId: string, taskId: string, claimToken: number): Promise<TaskRecord> {
   return registry.retry('complete', async () => {
@@ -36,8 +53,8 @@ export async function completeWithoutClaimCheck(registry: AgentRegistry, agentId
 }
 
 export const agentMutants: Record<string, { readonly mutants: AgentMutants; readonly caughtBy: string }> = {
-  'sweep commit without the lease check-op, and no isLeader() before it': {
-    mutants: { sweeper: (o) => withoutLeaseCheck(o) },
+  'sweeper without epoch fencing (lease read, check-op, isLeader, leadership scope all removed)': {
+    mutants: unfencedSweeper,
     caughtBy: 'no-stale-epoch-requeue',
   },
   'completion without the claim-token check': {

@@ -1,3 +1,6 @@
+export * from './agentCheckers.js';
+export * from './agents.js';
+export * from './agentsMutants.js';
 export * from './checkers.js';
 export * from './clock.js';
 export * from './replayArg.js';

@@ -163,16 +163,18 @@ describe('agents in the simulator', () => {
 // Be your own sceptic: broken variants, injected (nothing in src/ touched), must turn the checkers red.
 
 describe('mutants and real bugs are caught', () => {
-  it('completion without the claim-token check: a presumed-dead worker’s late completion lands (no-task-completed-twice)', async () => {
-    const m = agentMutants['completion without the claim-token check']!;
-    let found: string | undefined;
-    for (let seed = 1; seed <= 10 && !found; seed++) {
-      const r = await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false, mutants: m.mutants });
-      found = r.violations.find((v) => v.checker === m.caughtBy)?.message;
-    }
-    console.log(`mutant caught: ${found}`);
-    expect(found).toBeDefined();
-  }, 120_000);
+  for (const [name, m] of Object.entries(agentMutants)) {
+    it(`${name}: caught by ${m.caughtBy}`, async () => {
+      let found: string | undefined;
+      for (let seed = 1; seed <= 12 && !found; seed++) {
+        const r = await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false, mutants: m.mutants });
+        const v = r.violations.find((x) => x.checker === m.caughtBy && !x.expected);
+        if (v) found = `seed ${seed} (npx fenced-leader replay --seed ${seed} --agents 3 --duration 30s, with the mutant): [${v.checker}] ${v.message}`;
+      }
+      console.log(`mutant "${name}" caught: ${found}`);
+      expect(found).toBeDefined();
+    }, 120_000);
+  }
 
   it('a worker that does not adopt the claims the board says it holds loses tasks: found by fast-check and shrunk', async () => {
     const arb = agentScenarioArb({ breakAssumptions: false, wipe: false }, { maxNodes: 2, maxFaults: 0, maxAgentFaults: 3, recover: false });
