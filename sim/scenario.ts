@@ -256,8 +256,7 @@ export function generateScenario(seed: number, o: GenerateOptions = {}): Scenari
     faults.push(f);
   }
   if (agents) {
-    // Agents on hosts nodes.., with their own clocks and faults, from a separate stream (the election part of the
-    // scenario stays the same as without agents).
+    // Agents on hosts nodes.., with their own clocks and faults, from a separate random stream.
     const arng = new Rng(seed ^ 0x0a9e7750);
     for (let j = 0; j < agents.count; j++) {
       const skew = classes.includes('skew') || classes.includes('drift');
