@@ -1,19 +1,18 @@
-import { type AnyActorRef, createActor, fromCallback, type InspectionEvent } from 'xstate';
+import { type AnyActorRef, fromCallback, type InspectionEvent } from 'xstate';
 import { MemoryLeaseStore } from '../src/adapters/MemoryLeaseStore.js';
 import type { ElectionClock } from '../src/clock.js';
 import { createElector, type LeaderWork } from '../src/createElector.js';
 import { CasMismatchError, NotLeaderError } from '../src/errors.js';
 import { FenceGuard } from '../src/FenceGuard.js';
 import { silentLogger } from '../src/logger.js';
-import {
-  type ElectionContext,
+import type {
+  ElectionContext,
   electionMachine,
-  type ReadLeaseInput,
-  type ReadLeaseReply,
-  type WriteLeaseInput,
-  type WriteLeaseReply,
+  ReadLeaseInput,
+  ReadLeaseReply,
+  WriteLeaseInput,
+  WriteLeaseReply,
 } from '../src/machines/electionMachine.js';
-import { leaseKey } from '../src/machines/leaseRecord.js';
 import { type Checker, defaultCheckers, runCheckers, type Violation } from './checkers.js';
 import { ClockModel, type DriftChange } from './clock.js';
 import { Rng } from './rng.js';
@@ -97,7 +96,7 @@ export interface SimulateOptions {
   readonly traceStore?: boolean;
   /**
    * Run this machine instead of the library's (e.g. a mutant made with `electionMachine.provide({ actions })`) to
-   * check that the checkers catch a broken protocol. Uses the same actors and mirrors createElector's assertLeader.
+   * check that the checkers catch a broken protocol. It runs inside createElector (its `machine` option), like any other.
    */
   readonly machine?: typeof electionMachine;
   /** Observe every XState inspection event of every node (e.g. to record `inspect` lines). */
@@ -443,24 +442,24 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
       host.lastPath = path;
     };
     const actors = storeActors(host);
-    const elector =
-      scenario.unsafeTiming || options.machine
-      ? rawElector(options.machine ?? electionMachine, host.nodeId, actorId, clock, actors, inspect, scenario)
-      : (createElector({
-          election: ELECTION,
-          nodeId: host.nodeId,
-          store: simStoreStub as any,
-          clock,
-          actors,
-          inspect,
-          logger: silentLogger,
-          leaseDurationMs: timing.leaseDurationMs,
-          renewDeadlineMs: timing.renewDeadlineMs,
-          retryPeriodMs: timing.retryPeriodMs,
-          maxDriftRate: timing.maxDriftRate,
-          requestTimeoutMs: reqTimeout,
-          onStale: scenario.onStale ?? 'rejoin',
-        }) as unknown as SimElector);
+    // Always the real elector: a mutant machine and a deliberately unsafe configuration go through createElector too.
+    const elector = createElector({
+      election: ELECTION,
+      nodeId: host.nodeId,
+      store: simStoreStub as any,
+      clock,
+      actors,
+      inspect,
+      logger: silentLogger,
+      leaseDurationMs: timing.leaseDurationMs,
+      renewDeadlineMs: timing.renewDeadlineMs,
+      retryPeriodMs: timing.retryPeriodMs,
+      maxDriftRate: timing.maxDriftRate,
+      requestTimeoutMs: reqTimeout,
+      onStale: scenario.onStale ?? 'rejoin',
+      machine: options.machine,
+      unsafeSkipTimingValidation: scenario.unsafeTiming === true,
+    }) as unknown as SimElector;
     host.elector = elector;
     host.alive = true;
     const ctx: HostContext = {
@@ -687,64 +686,3 @@ const simStoreStub = {
   commit: () => Promise.reject(new Error('the simulator delivers store replies as messages')),
   close: async () => {},
 };
-
-/**
- * The same electionMachine with the same actors, but without createElector's option validation: used only by
- * scenarios that set `unsafeTiming` to show the pipeline catching an unsafe configuration. Mirrors createElector's
- * assertLeader (state + deadline checked at call time) and whileLeader (work started on entering `leader`, signal
- * aborted on leaving it).
- */
-function rawElector(
-  base: typeof electionMachine,
-  nodeId: string,
-  id: string,
-  clock: ElectionClock,
-  actors: { readLease: unknown; writeLease: unknown },
-  inspect: (ev: InspectionEvent) => void,
-  scenario: Scenario,
-): SimElector {
-  const works: LeaderWork[] = [];
-  const machine = base.provide({
-    actors: {
-      ...actors,
-      leaderWork: fromCallback<any, { token: number }>(({ input }) => {
-        const controller = new AbortController();
-        // As createElector does: work starts on a microtask, after the transition into `leader` has completed.
-        for (const work of works) void Promise.resolve().then(() => work({ token: input.token, signal: controller.signal }));
-        return () => controller.abort();
-      }),
-    } as any,
-  });
-  const t = scenario.timing;
-  const actor = createActor(machine, {
-    id,
-    clock,
-    inspect,
-    input: {
-      election: ELECTION,
-      nodeId,
-      key: leaseKey(ELECTION),
-      timing: { ...t, requestTimeoutMs: requestTimeout(t) },
-      onStale: scenario.onStale ?? 'rejoin',
-      trustStoreClock: false,
-      clock,
-      logger: silentLogger,
-    },
-  });
-  return {
-    actor: actor as any,
-    start: () => {
-      actor.start();
-    },
-    isLeader: () => actor.getSnapshot().matches('leader') && clock.now() < actor.getSnapshot().context.deadlineAt,
-    assertLeader: () => {
-      const s = actor.getSnapshot();
-      if (!s.matches('leader')) throw new NotLeaderError('not-leader', statePath(s.value));
-      if (clock.now() >= s.context.deadlineAt) throw new NotLeaderError('deadline-passed', statePath(s.value));
-      return s.context.epoch!;
-    },
-    whileLeader: (work) => {
-      works.push(work);
-    },
-  };
-}
