@@ -140,11 +140,15 @@ export function createElector(input: ElectorOptions = {}): Elector {
 
   const state = (): ElectorState => topState(actor.getSnapshot().value);
 
+  // Every snapshot comes through here (one per event): only build the debug line's path when it can be logged.
+  const debugs = logger !== silentLogger;
   actor.subscribe((snapshot) => {
-    const path = JSON.stringify(snapshot.value);
-    if (path !== lastPath) {
-      logger.debug?.({ election: options.election, nodeId, epoch: snapshot.context.epoch, state: snapshot.value }, 'transition');
-      lastPath = path;
+    if (debugs && logger.debug) {
+      const path = statePath(snapshot.value);
+      if (path !== lastPath) {
+        logger.debug({ election: options.election, nodeId, epoch: snapshot.context.epoch, state: snapshot.value }, 'transition');
+        lastPath = path;
+      }
     }
     const next = topState(snapshot.value);
     if (next === lastState) return;
@@ -265,6 +269,19 @@ export function createElector(input: ElectorOptions = {}): Elector {
     },
   };
   return elector;
+}
+
+/** `leader.renewing` for `{ leader: 'renewing' }`: a cheap identity for a state value. */
+function statePath(value: unknown): string {
+  let out = '';
+  let v = value;
+  while (v !== null && typeof v === 'object') {
+    const k = Object.keys(v)[0];
+    if (k === undefined) break;
+    out = out ? `${out}.${k}` : k;
+    v = (v as Record<string, unknown>)[k];
+  }
+  return typeof v === 'string' ? (out ? `${out}.${v}` : v) : out;
 }
 
 function topState(value: unknown): ElectorState {
