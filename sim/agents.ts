@@ -12,8 +12,7 @@
  */
 import type { CommitOp, Json, LeaseStore, StoreEntry } from '../src/adapters/LeaseStore.js';
 import type { MemoryLeaseStore } from '../src/adapters/MemoryLeaseStore.js';
-import { createAgent } from '../src/agents/agent.js';
-import { AgentNotActiveError, StaleClaimError } from '../src/agents/errors.js';
+import { type Agent, createAgent } from '../src/agents/agent.js';
 import { addTasks, emptyBoard, type NewTask } from '../src/agents/logic.js';
 import { AgentRegistry } from '../src/agents/registry.js';
 import { type AgentRecord, agentKeys, type TaskBoard, type TaskRecord } from '../src/agents/schema.js';
@@ -40,6 +39,8 @@ const agentPrefix = `${simKeys.index}/`;
 export interface AgentMutants {
   readonly sweeper?: (options: SweeperOptions) => SweeperOptions;
   readonly complete?: (registry: AgentRegistry, agentId: string, taskId: string, claimToken: number) => Promise<unknown>;
+  /** Edits each worker's agent right after `createAgent` (e.g. patch its registry to skip the claim recovery). */
+  readonly agent?: (agent: Agent) => void;
   /** The sweeper ignores the end of leadership (whileLeader's signal): it keeps sweeping with its old token. */
   readonly ignoreLeadershipLoss?: boolean;
 }
@@ -299,12 +300,14 @@ export function agentSweeper(spec: AgentSpec, world: AgentWorld, mutants: AgentM
 }
 
 /**
- * A worker agent: `createAgent` (register, heartbeat loop, re-register when presumed dead) plus a claim → work →
- * complete loop, completion retried until a definite answer. `recover` (default on) is what a worker must do on top
- * of the library today for no task to be lost: before claiming, adopt a task the board says it holds. Otherwise a
- * claim applied while the caller saw a failure (lost reply; a duplicated request whose copy conflicted and was
- * retried), or a previous incarnation's claim after a restart quicker than `staleAfterMs`, is held by an active
- * agent that will never complete it — and never requeued, since the agent keeps heart-beating.
+ * A worker agent written naively, like examples/orchestrator/worker.ts: `createAgent` (register, heartbeat loop,
+ * re-register when presumed dead) plus a claim → work → complete loop that completes once and drops the task on any
+ * failure. The library keeps that from losing tasks: a claim applied while the caller saw a failure (lost reply; a
+ * duplicated request whose copy conflicted and was retried) or whose completion failed without an answer is handed
+ * back by the next `claim()`, and re-registering after a restart requeues the previous incarnation's claims.
+ *
+ * `recover: true` (off by default) re-enables the worker-side workaround used before the library fix: before claiming,
+ * adopt a task the board says this worker holds.
  */
 export function agentProcess(id: string, spec: AgentSpec, world: AgentWorld, mutants: AgentMutants = {}): SimProcess {
   return {
@@ -313,27 +316,24 @@ export function agentProcess(id: string, spec: AgentSpec, world: AgentWorld, mut
       const clock = settlingClock(host);
       const link = new SimLink(host, world, spec.storeTimeoutMs, false);
       const agent = createAgent({ id, election: SIM_ELECTION, store: link, clock, heartbeatIntervalMs: spec.heartbeatIntervalMs, logger: silentLogger });
+      mutants.agent?.(agent);
       const working = new Set<string>();
       world.working.set(id, working);
       const rng = host.rng.fork(5);
       agent.onPresumedDead(() => working.clear());
 
       const complete = async (taskId: string, token: number) => {
-        // Retry until a definite answer: a completion that got no reply may not have been applied.
-        for (;;) {
-          try {
-            if (mutants.complete) await mutants.complete(agent.registry, id, taskId, token);
-            else await agent.complete(taskId, token, { by: id });
-            return;
-          } catch (err) {
-            if (StaleClaimError.is(err) || AgentNotActiveError.is(err)) return;
-            if (!(err instanceof StoreTimeoutError) && !CasMismatchError.is(err)) return;
-            await sleep(clock, spec.pollMs);
-          }
+        // Once, like the example worker: on any failure the result is dropped (a completion that got no reply may or
+        // may not have been applied; if not, the library hands the task back on the next claim).
+        try {
+          if (mutants.complete) await mutants.complete(agent.registry, id, taskId, token);
+          else await agent.complete(taskId, token, { by: id });
+        } catch {
+          // StaleClaimError (handed to someone else), not active, a timeout, contention: drop it.
         }
       };
       const next = async (): Promise<{ taskId: string; token: number } | undefined> => {
-        if (spec.recover !== false) {
+        if (spec.recover === true) {
           // A claim can be applied while its caller saw a failure (no reply; or a duplicated request whose copy
           // then conflicted and was retried): the board is the only record of it. So are a previous
           // incarnation's claims after a quick restart.

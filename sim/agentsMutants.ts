@@ -62,3 +62,19 @@ export const agentMutants: Record<string, { readonly mutants: AgentMutants; read
     caughtBy: 'no-task-completed-twice',
   },
 };
+
+/**
+ * The agents library as it was before the claim recovery (the old behaviour, for the "no task lost" checker to
+ * catch): `register` leaves a previous incarnation's claims on the board, `claim` does not hand back a claim its
+ * caller never learnt of, and the heartbeat never releases one. A naive worker then loses tasks.
+ */
+export const withoutClaimRecovery: AgentMutants = {
+  agent: (agent) => {
+    const registry = agent.registry;
+    const register = registry.register.bind(registry);
+    const claim = registry.claim.bind(registry);
+    registry.register = (identity) => register(identity, { releasePrevious: false });
+    registry.claim = (agentId, filter, session) => claim(agentId, filter, { incarnation: session?.incarnation });
+    registry.releaseUnknownClaims = async () => [];
+  },
+};

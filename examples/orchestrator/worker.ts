@@ -3,6 +3,11 @@
  * completes them with its claim token. A completion refused with StaleClaimError means the task was handed to
  * someone else while this worker was presumed dead: the result is dropped.
  *
+ * Nothing else is needed for no task to be lost when a store call fails without a definite answer: a claim applied
+ * while claim() threw, or a task whose complete() failed (and was dropped here), is handed back by the next claim()
+ * (`resumed: true`, with its current claim token); a restart under the same --id requeues what the previous process
+ * held. See src/agents/agent.ts.
+ *
  *   node --import tsx examples/orchestrator/worker.ts --id w1 --state .demo [--concurrency 2]
  */
 import type { Json } from '../../src/adapters/LeaseStore.js';
@@ -59,7 +64,7 @@ async function loop(): Promise<void> {
       if (!claimed) break;
       const workMs = Number((claimed.task.payload as { workMs?: number } | null)?.workMs ?? 1000);
       inFlight.set(claimed.task.id, { token: claimed.claimToken, doneAt: Date.now() + workMs });
-      emit('claimed', { id, task: claimed.task.id, token: claimed.claimToken, handoff: claimed.task.handoff });
+      emit('claimed', { id, task: claimed.task.id, token: claimed.claimToken, resumed: claimed.resumed ?? false, handoff: claimed.task.handoff });
     }
     await new Promise((r) => setTimeout(r, 100));
   }

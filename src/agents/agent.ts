@@ -2,6 +2,12 @@
  * The worker side: an agent registers, heart-beats on its own timer, claims tasks and completes them with the claim
  * token it got. If an orchestrator presumed it dead (marked `stale`) it learns so on its next heartbeat, its old
  * claims are void (completion would throw `StaleClaimError`), and by default it registers again as a new incarnation.
+ *
+ * Nothing is lost when a store call's outcome is unknown. The agent remembers which claims it handed to its caller
+ * (task, claim token); a task the board says it holds that is not among them — a claim applied while `claim()` saw
+ * a failure, or one whose `complete()` failed without a definite answer — is returned again by the next `claim()`
+ * (`resumed: true`, current token), or, if the caller stops claiming, released back to the queue by a later
+ * heartbeat. Registering (a restart) requeues whatever the board still shows for this id from a previous incarnation.
  */
 import { z } from 'zod';
 import { FileLeaseStore } from '../adapters/FileLeaseStore.js';
@@ -10,7 +16,7 @@ import { type ElectionClock, realClock } from '../clock.js';
 import { InvalidOptionsError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { fromZodIssues } from '../options.js';
-import { AgentNotActiveError } from './errors.js';
+import { AgentNotActiveError, StaleClaimError, UnknownTaskError } from './errors.js';
 import type { ClaimFilter, VersionedAgent } from './logic.js';
 import { AgentRegistry, type ClaimedTask } from './registry.js';
 import { electionNameSchema, idSchema, type TaskRecord } from './schema.js';
@@ -71,12 +77,51 @@ export function createAgent(input: AgentOptions): Agent {
   const listeners = new Set<() => void>();
   let lifecycle: AgentLifecycle = 'idle';
   let known: VersionedAgent | undefined;
+  /** The incarnation this process registered as (undefined until a registration is known to have applied). */
+  let incarnation: number | undefined;
+  /** The last register() failed: it may or may not have applied, so the next heartbeat registers again. */
+  let mustRegister = false;
   let loop: AbortController | undefined;
   let running: Promise<void> | undefined;
+  /**
+   * Claims handed to the caller, by task id. `uncertain`: its completion failed without a definite answer, so the
+   * caller may have dropped it; the next claim() hands it out again if the board still shows it claimed by us.
+   */
+  const held = new Map<string, { token: number; uncertain: boolean }>();
+  /** Heartbeats since a claim failed without a definite answer (undefined: nothing to reconcile). */
+  let suspectBeats: number | undefined;
+  /** claim() and the heartbeat's release of unknown claims run one at a time (neither may misread the other's claim). */
+  let exclusive: Promise<unknown> = Promise.resolve();
+  let busy = false;
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = exclusive.then(async () => {
+      busy = true;
+      try {
+        return await fn();
+      } finally {
+        busy = false;
+      }
+    });
+    exclusive = run.catch(() => {});
+    return run;
+  };
+  const session = () => ({
+    incarnation,
+    holds: (taskId: string, token: number) => {
+      const h = held.get(taskId);
+      return h !== undefined && h.token === token && !h.uncertain;
+    },
+  });
+
+  const forgetClaims = () => {
+    held.clear();
+    suspectBeats = undefined;
+  };
 
   const presumedDead = () => {
     lifecycle = 'stale';
     known = undefined;
+    forgetClaims();
     logger.warn({ agent: options.id }, 'an orchestrator marked this agent stale; its claims were requeued');
     for (const listener of listeners) {
       try {
@@ -87,25 +132,75 @@ export function createAgent(input: AgentOptions): Agent {
     }
   };
 
+  const superseded = () => {
+    lifecycle = 'gone';
+    known = undefined;
+    forgetClaims();
+    logger.error({ agent: options.id }, 'another process registered this agent id since: this one stops acting for it');
+  };
+
+  /** Learns what a refusal says about this agent; true when it was a refusal (not-active / superseded). */
+  const onRefused = (err: unknown): boolean => {
+    if (!AgentNotActiveError.is(err)) return false;
+    if (err.agentState === 'superseded') superseded();
+    else if (err.agentState === 'stale') {
+      if (lifecycle === 'active') presumedDead();
+    } else if (err.agentState === 'gone') {
+      lifecycle = 'gone';
+      forgetClaims();
+    }
+    return true;
+  };
+
+  /** Releases claims the board shows for us that the caller does not know of, once a claim has failed and no later claim resumed them. */
+  const reconcile = async () => {
+    if (suspectBeats === undefined || lifecycle !== 'active' || busy) return;
+    suspectBeats += 1;
+    // Give the caller's next claim() (which resumes them) a heartbeat interval first.
+    if (suspectBeats < 2) return;
+    await serialized(async () => {
+      const released = await registry.releaseUnknownClaims(options.id, session());
+      suspectBeats = undefined;
+      if (released.length > 0) logger.warn({ agent: options.id, released }, 'released claims this agent did not know it held');
+    });
+  };
+
   const agent: Agent = {
     id: options.id,
     registry,
     async register() {
-      known = await registry.register(identity);
+      // Whatever this process held is void once it registers again (the registration requeues it).
+      forgetClaims();
+      mustRegister = true;
+      incarnation = undefined;
+      const registered = await registry.register(identity);
+      known = registered;
+      incarnation = registered.record.incarnation;
+      mustRegister = false;
       lifecycle = 'active';
+      if (registered.released.length > 0) logger.warn({ agent: options.id, released: registered.released }, "requeued a previous incarnation's claims");
     },
     async heartbeat() {
+      if (mustRegister || (lifecycle === 'stale' && options.onPresumedDead === 'reregister')) {
+        await agent.register();
+        return;
+      }
+      if (lifecycle === 'gone') return;
       try {
-        known = await registry.heartbeat(options.id, known);
+        known = await registry.heartbeat(options.id, known, { incarnation });
       } catch (err) {
         if (AgentNotActiveError.is(err)) {
-          if (err.agentState === 'stale') presumedDead();
-          else lifecycle = 'gone';
+          onRefused(err);
           if (lifecycle === 'stale' && options.onPresumedDead === 'reregister') await agent.register();
           return;
         }
         known = undefined;
         throw err;
+      }
+      try {
+        await reconcile();
+      } catch (err) {
+        if (!onRefused(err)) logger.warn({ agent: options.id, err: err instanceof Error ? err.message : String(err) }, 'releasing unknown claims failed');
       }
     },
     async start() {
@@ -125,6 +220,7 @@ export function createAgent(input: AgentOptions): Agent {
             logger.warn({ agent: options.id, err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed');
           }
           if (lifecycle === 'stale' && options.onPresumedDead === 'stop') break;
+          if (lifecycle === 'gone') break;
         }
       })();
     },
@@ -135,19 +231,42 @@ export function createAgent(input: AgentOptions): Agent {
       if (deregister && lifecycle !== 'idle') {
         await registry.deregister(options.id);
         lifecycle = 'gone';
+        forgetClaims();
       }
       if (ownsStore) await store.close();
     },
-    async claim(filter) {
+    claim(filter) {
+      if (mustRegister) return Promise.reject(new AgentNotActiveError(options.id, 'unregistered'));
+      return serialized(async () => {
+        try {
+          const claimed = await registry.claim(options.id, filter, session());
+          // No unknown claim was on the board this call read (or it resumed one: look again next time).
+          suspectBeats = claimed?.resumed ? 0 : undefined;
+          if (claimed) held.set(claimed.task.id, { token: claimed.claimToken, uncertain: false });
+          return claimed;
+        } catch (err) {
+          // A refusal is definite; anything else may have been applied without our learning it.
+          if (!onRefused(err)) suspectBeats = 0;
+          throw err;
+        }
+      });
+    },
+    async complete(taskId, claimToken, result = null) {
       try {
-        return await registry.claim(options.id, filter);
+        const done = await registry.complete(options.id, taskId, claimToken, result);
+        held.delete(taskId);
+        return done;
       } catch (err) {
-        if (AgentNotActiveError.is(err) && err.agentState === 'stale' && lifecycle === 'active') presumedDead();
+        if (StaleClaimError.is(err) || UnknownTaskError.is(err)) {
+          if (held.get(taskId)?.token === claimToken) held.delete(taskId);
+        } else {
+          // Unknown outcome: if it did not apply, the task is still ours; the caller may retry, or drop it and claim()
+          // again, which then hands it back.
+          const h = held.get(taskId);
+          if (h && h.token === claimToken) h.uncertain = true;
+        }
         throw err;
       }
-    },
-    complete(taskId, claimToken, result = null) {
-      return registry.complete(options.id, taskId, claimToken, result);
     },
     state: () => lifecycle,
     onPresumedDead(listener) {

@@ -56,7 +56,10 @@ export class UnknownAgentError extends FencedLeaderError {
   }
 }
 
-/** The agent's record is `stale` (an orchestrator presumed it dead and requeued its work) or `gone`. */
+/**
+ * The agent's record is `stale` (an orchestrator presumed it dead and requeued its work) or `gone`; or (`superseded`) it
+ * was registered again by another process since; or (`unregistered`) this process's last registration failed.
+ */
 export class AgentNotActiveError extends FencedLeaderError {
   static readonly code = 'ERR_AGENT_NOT_ACTIVE';
   readonly agentId: string;
@@ -64,8 +67,13 @@ export class AgentNotActiveError extends FencedLeaderError {
   constructor(agentId: string, agentState: string) {
     super(
       AgentNotActiveError.code,
-      `Agent ${agentId} is ${agentState} in the registry, so it may not claim work: its earlier claims were handed to others.` +
-        ' Call register() again to come back as a new incarnation.',
+      agentState === 'superseded'
+        ? `Agent ${agentId} was registered again since (a newer incarnation, another process with the same id): this one` +
+            ' may not act for it, and its claims were requeued. Stop it, or give each process its own id.'
+        : agentState === 'unregistered'
+          ? `Agent ${agentId} is not registered as a known incarnation (its last register() failed); it registers again on its next heartbeat.`
+          : `Agent ${agentId} is ${agentState} in the registry, so it may not claim work: its earlier claims were handed to others.` +
+            ' Call register() again to come back as a new incarnation.',
     );
     this.agentId = agentId;
     this.agentState = agentState;

@@ -10,10 +10,10 @@ export {
   UnknownTaskError,
 } from './errors.js';
 export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Liveness, NewTask, RespawnRequest, SweepInput, SweepPlan, VersionedAgent } from './logic.js';
-export { claimNext, completeTask, judgeAgent, nextSweepDelay, observeAgents, planSweep } from './logic.js';
+export { claimNext, completeTask, judgeAgent, nextSweepDelay, observeAgents, planSweep, unknownClaimsOf } from './logic.js';
 export type { OrchestratorState } from './orchestratorState.js';
 export { orchestratorStateFrom, orchestratorStateSchema, readOrchestratorState } from './orchestratorState.js';
-export type { ClaimedTask, VersionedBoard, VersionedLease } from './registry.js';
+export type { AgentSession, ClaimedTask, RegisterOptions, VersionedBoard, VersionedLease } from './registry.js';
 export { AgentRegistry } from './registry.js';
 export type { AgentKeys, AgentRecord, AgentState, HandoffNote, HandoffReason, StaleMark, TaskBoard, TaskRecord, TaskState } from './schema.js';
 export { agentKeys, agentRecordSchema, handoffNoteSchema, taskBoardSchema, taskRecordSchema } from './schema.js';

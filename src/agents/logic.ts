@@ -131,6 +131,21 @@ export interface ClaimFilter {
   readonly kinds?: readonly string[] | undefined;
 }
 
+/**
+ * Tasks the board says `agentId` holds that its caller does not know it holds (`holds(taskId, claimToken)` false):
+ * a claim applied while the caller saw a failure (lost reply, a duplicated request whose copy conflicted and was
+ * retried), or a completion whose outcome the caller never learnt. Oldest first.
+ */
+export function unknownClaimsOf(board: TaskBoard, agentId: string, holds: (taskId: string, claimToken: number) => boolean): TaskRecord[] {
+  return Object.values(board.tasks)
+    .filter((t) => t.state === 'claimed' && t.claimedBy === agentId && !holds(t.id, t.claimToken))
+    .sort((a, b) => a.seq - b.seq);
+}
+
+export function matchesFilter(task: TaskRecord, filter: ClaimFilter): boolean {
+  return !filter.kinds || filter.kinds.includes(task.kind);
+}
+
 /** Claims the oldest queued task this agent may take; the claim token rises by one. */
 export function claimNext(board: TaskBoard, agentId: string, filter: ClaimFilter, at: string): { board: TaskBoard; task: TaskRecord } | undefined {
   const candidates = Object.values(board.tasks)
@@ -159,12 +174,17 @@ function requeue(task: TaskRecord, handoff: HandoffNote, assignee: string | null
   return { ...task, state: 'queued', claimedBy: null, claimedAt: null, assignee, requeues: task.requeues + 1, handoff };
 }
 
-/** Puts every task this agent holds back on the queue, carrying `handoff`. */
-export function releaseClaimsOf(board: TaskBoard, agentId: string, handoff: HandoffNote): { board: TaskBoard; requeued: string[] } {
+/** Puts every task this agent holds (or, with `which`, those of them it selects) back on the queue, carrying `handoff`. */
+export function releaseClaimsOf(
+  board: TaskBoard,
+  agentId: string,
+  handoff: HandoffNote,
+  which: (task: TaskRecord) => boolean = () => true,
+): { board: TaskBoard; requeued: string[] } {
   const tasks = { ...board.tasks };
   const requeued: string[] = [];
-  for (const task of Object.values(board.tasks)) {
-    if (task.state === 'claimed' && task.claimedBy === agentId) {
+  for (const task of Object.values(board.tasks).sort((a, b) => a.seq - b.seq)) {
+    if (task.state === 'claimed' && task.claimedBy === agentId && which(task)) {
       tasks[task.id] = requeue(task, handoff, null);
       requeued.push(task.id);
     }
@@ -186,7 +206,11 @@ export function defaultHandoffText(reason: HandoffReason, from: string, leader: 
       ? `agent ${from} stopped heart-beating${silentMs !== undefined ? ` (silent for ${Math.round(silentMs)} ms)` : ''}`
       : reason === 'deregistered'
         ? `agent ${from} deregistered while holding it`
-        : `of a handoff from agent ${from}`;
+        : reason === 'restarted'
+          ? `agent ${from} restarted`
+          : reason === 'released'
+            ? `agent ${from} did not know it held it (its claim's reply was lost)`
+            : `of a handoff from agent ${from}`;
   return `requeued by orchestrator ${leader.nodeId} at epoch ${leader.epoch} because ${why}`;
 }
 

@@ -18,9 +18,11 @@ import {
   handoffFor,
   heartbeatRecord,
   type LeaderIdentity,
+  matchesFilter,
   type NewTask,
   registerRecord,
   releaseClaimsOf,
+  unknownClaimsOf,
   type VersionedAgent,
 } from './logic.js';
 import {
@@ -66,6 +68,36 @@ export interface VersionedBoard {
 export interface ClaimedTask {
   readonly task: TaskRecord;
   readonly claimToken: number;
+  /**
+   * True when this is not a new claim but one the board says the agent already holds and its caller did not know of
+   * (see `ClaimOptions.holds`): the agent resumes it with its current claim token.
+   */
+  readonly resumed?: boolean;
+}
+
+/** Who is asking: the agent's incarnation and what its caller knows it holds. */
+export interface AgentSession {
+  /**
+   * The incarnation the caller registered as. A record with another one means another process registered under the
+   * same id since: the call is refused (`AgentNotActiveError` with state `superseded`) rather than acting for it.
+   */
+  readonly incarnation?: number | undefined;
+  /**
+   * Whether the caller knows it holds `taskId` at `claimToken`. When given, `claim` first resumes (returns, without
+   * writing) a task the board says this agent holds but the caller does not know of — a claim applied while the
+   * caller saw a failure — and releases such tasks the filter excludes, so none stays claimed by a live agent that
+   * will never complete it.
+   */
+  readonly holds?: ((taskId: string, claimToken: number) => boolean) | undefined;
+}
+
+export interface RegisterOptions {
+  /**
+   * Put the claims the board still shows for this agent id (a previous incarnation's: the process restarted before
+   * any orchestrator noticed) back on the queue in the registration commit. Default true; their old claim tokens are
+   * void either way, since a requeued task is claimed again with a higher token.
+   */
+  readonly releasePrevious?: boolean;
 }
 
 export class AgentRegistry {
@@ -120,15 +152,33 @@ export class AgentRegistry {
   // -------------------------------------------------------------------------------------------------------------
   // Agent side
 
-  async register(identity: AgentIdentity): Promise<VersionedAgent> {
+  /**
+   * Registers `identity` as a new incarnation (active, heartbeat counter continuing). Any task the board still shows
+   * claimed by this id belongs to a previous incarnation — a process that restarted before any orchestrator marked
+   * it stale — and nobody will complete it: it is requeued in the same commit ("requeued because agent X
+   * restarted"), and the commit is conditioned on the board version read, so a late claim of the old incarnation
+   * can land neither before it unseen (conflict, read again) nor after it (its commit checks the old agent version).
+   */
+  async register(identity: AgentIdentity, options: RegisterOptions = {}): Promise<VersionedAgent & { readonly released: readonly string[] }> {
     idSchema.parse(identity.id);
+    const releasePrevious = options.releasePrevious ?? true;
     return this.retry('register', async () => {
       const [{ index, version: indexVersion }, existing] = [await this.readIndex(), await this.readAgent(identity.id)];
-      const record = registerRecord(existing?.record, identity, isoAt(this.clock));
+      const at = isoAt(this.clock);
+      const record = registerRecord(existing?.record, identity, at);
       const ops: CommitOp[] = [{ key: this.keys.agent(identity.id), expectedVersion: existing?.version ?? null, value: record as unknown as Json }];
       if (!index.ids.includes(identity.id)) ops.push({ key: this.keys.index, expectedVersion: indexVersion, value: { ids: [...index.ids, identity.id] } });
+      let released: string[] = [];
+      if (releasePrevious && existing) {
+        const { board, version: boardVersion } = await this.readBoard();
+        const note = handoffFor('restarted', existing.record, { nodeId: identity.id, epoch: 0 }, at);
+        const text = `requeued because agent ${identity.id} restarted (incarnation ${existing.record.incarnation} -> ${record.incarnation})`;
+        const result = releaseClaimsOf(board, identity.id, { ...note, note: text });
+        released = result.requeued;
+        ops.push(released.length > 0 ? { key: this.keys.board, expectedVersion: boardVersion, value: result.board as unknown as Json } : { key: this.keys.board, expectedVersion: boardVersion });
+      }
       const [version] = await this.store.commit(ops);
-      return { record, version: version! };
+      return { record, version: version!, released };
     });
   }
 
@@ -136,12 +186,13 @@ export class AgentRegistry {
    * Bumps the heartbeat counter. `known` is the caller's last write (saves a read); on a conflict the record is read
    * again. Throws `AgentNotActiveError` when an orchestrator marked the agent stale (or it is gone).
    */
-  async heartbeat(id: string, known?: VersionedAgent): Promise<VersionedAgent> {
+  async heartbeat(id: string, known?: VersionedAgent, session: AgentSession = {}): Promise<VersionedAgent> {
     let current = known;
     return this.retry('heartbeat', async () => {
       current ??= await this.readAgent(id);
       if (!current) throw new UnknownAgentError(id);
       if (current.record.state !== 'active') throw new AgentNotActiveError(id, current.record.state);
+      checkIncarnation(current.record, session);
       const record = heartbeatRecord(current.record, isoAt(this.clock));
       try {
         const version = await this.store.compareAndSet(this.keys.agent(id), current.version, record as unknown as Json);
@@ -169,27 +220,79 @@ export class AgentRegistry {
     });
   }
 
-  /** Claims the oldest queued task this agent may take, only while its own record is `active` (checked in the commit). */
-  async claim(agentId: string, filter: ClaimFilter = {}): Promise<ClaimedTask | undefined> {
+  /**
+   * Claims the oldest queued task this agent may take, only while its own record is `active` (checked in the commit).
+   * With `session.holds`, first resumes a claim the board says this agent holds and the caller does not know of (a
+   * claim applied while the caller saw a failure — including this very call's earlier attempt, whose duplicated
+   * request conflicted), and releases those the filter excludes in the same commit as the new claim.
+   */
+  async claim(agentId: string, filter: ClaimFilter = {}, session: AgentSession = {}): Promise<ClaimedTask | undefined> {
     return this.retry('claim', async () => {
       const agent = await this.readAgent(agentId);
       if (!agent) throw new UnknownAgentError(agentId);
       if (agent.record.state !== 'active') throw new AgentNotActiveError(agentId, agent.record.state);
-      const { board, version } = await this.readBoard();
-      const claimed = claimNext(board, agentId, filter, isoAt(this.clock));
-      if (!claimed) return undefined;
+      checkIncarnation(agent.record, session);
+      const read = await this.readBoard();
+      let board = read.board;
+      const at = isoAt(this.clock);
+      let releasedUnknown = false;
+      if (session.holds) {
+        const unknown = unknownClaimsOf(board, agentId, session.holds);
+        const resume = unknown.find((t) => matchesFilter(t, filter));
+        if (resume) return { task: resume, claimToken: resume.claimToken, resumed: true };
+        if (unknown.length > 0) {
+          const ids = new Set(unknown.map((t) => t.id));
+          board = releaseClaimsOf(board, agentId, this.releaseNote(agent.record, at), (t) => ids.has(t.id)).board;
+          releasedUnknown = true;
+        }
+      }
+      const claimed = claimNext(board, agentId, filter, at);
+      if (!claimed && !releasedUnknown) return undefined;
       await this.store.commit([
         { key: this.keys.agent(agentId), expectedVersion: agent.version },
-        { key: this.keys.board, expectedVersion: version, value: claimed.board as unknown as Json },
+        { key: this.keys.board, expectedVersion: read.version, value: (claimed?.board ?? board) as unknown as Json },
       ]);
-      return { task: claimed.task, claimToken: claimed.task.claimToken };
+      return claimed ? { task: claimed.task, claimToken: claimed.task.claimToken, resumed: false } : undefined;
     });
   }
 
-  /** Completes a task; only the current claim token of the current holder is accepted (`StaleClaimError` otherwise). */
+  /**
+   * Puts back on the queue every task the board says this agent holds and its caller does not know of
+   * (`session.holds` false), conditioned on the agent's record (still active, same incarnation) and the board.
+   */
+  async releaseUnknownClaims(agentId: string, session: AgentSession & { holds: (taskId: string, claimToken: number) => boolean }): Promise<string[]> {
+    return this.retry('releaseUnknownClaims', async () => {
+      const agent = await this.readAgent(agentId);
+      if (!agent) throw new UnknownAgentError(agentId);
+      if (agent.record.state !== 'active') throw new AgentNotActiveError(agentId, agent.record.state);
+      checkIncarnation(agent.record, session);
+      const { board, version } = await this.readBoard();
+      const unknown = new Set(unknownClaimsOf(board, agentId, session.holds).map((t) => t.id));
+      if (unknown.size === 0) return [];
+      const released = releaseClaimsOf(board, agentId, this.releaseNote(agent.record, isoAt(this.clock)), (t) => unknown.has(t.id));
+      await this.store.commit([
+        { key: this.keys.agent(agentId), expectedVersion: agent.version },
+        { key: this.keys.board, expectedVersion: version, value: released.board as unknown as Json },
+      ]);
+      return released.requeued;
+    });
+  }
+
+  private releaseNote(agent: AgentRecord, at: string): HandoffNote {
+    const note = handoffFor('released', agent, { nodeId: agent.id, epoch: 0 }, at);
+    return { ...note, note: `released by agent ${agent.id}: it did not know it held it (a claim whose reply was lost)` };
+  }
+
+  /**
+   * Completes a task; only the current claim token of the current holder is accepted (`StaleClaimError` otherwise).
+   * Idempotent: a completion already applied with this agent and token (its reply was lost, or a duplicated
+   * request's copy conflicted and was retried) is returned as is.
+   */
   async complete(agentId: string, taskId: string, claimToken: number, result: Json = null): Promise<TaskRecord> {
     return this.retry('complete', async () => {
       const { board, version } = await this.readBoard();
+      const done = board.tasks[taskId];
+      if (done && done.state === 'completed' && done.completedBy === agentId && done.completedToken === claimToken) return done;
       const next = completeTask(board, taskId, agentId, claimToken, result, isoAt(this.clock));
       await this.store.compareAndSet(this.keys.board, version, next as unknown as Json);
       return next.tasks[taskId]!;
@@ -259,6 +362,11 @@ export class AgentRegistry {
       }
     }
   }
+}
+
+/** Refuses to act for an agent record registered since by another process under the same id. */
+function checkIncarnation(record: AgentRecord, session: AgentSession): void {
+  if (session.incarnation !== undefined && record.incarnation !== session.incarnation) throw new AgentNotActiveError(record.id, 'superseded');
 }
 
 export type { AgentRecord };

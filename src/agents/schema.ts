@@ -14,7 +14,11 @@ export const idSchema = z
   .max(200)
   .regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only');
 
-export const handoffReasonSchema = z.enum(['stale', 'deregistered', 'manual']);
+/**
+ * `restarted`: the agent registered again (a new incarnation) while the board still showed claims of the previous one;
+ * `released`: the agent gave back a claim it did not know it held (its claim was applied but the reply was lost).
+ */
+export const handoffReasonSchema = z.enum(['stale', 'deregistered', 'manual', 'restarted', 'released']);
 export type HandoffReason = z.output<typeof handoffReasonSchema>;
 
 /** Why work moved, from whom, to whom (null: back to the queue for anyone), by which orchestrator at which epoch. */

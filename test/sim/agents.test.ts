@@ -10,7 +10,7 @@ import {
   staleDetectionBound,
 } from '../../sim/agentCheckers.js';
 import { simKeys, simulateAgents } from '../../sim/agents.js';
-import { agentMutants, withoutLeaseCheck } from '../../sim/agentsMutants.js';
+import { agentMutants, withoutClaimRecovery, withoutLeaseCheck } from '../../sim/agentsMutants.js';
 import { runCheckers } from '../../sim/checkers.js';
 import { replayCommand } from '../../sim/replayArg.js';
 import { type AgentSpec, defaultAgentSpec, detectionBoundMs, generateScenario, type Scenario } from '../../sim/scenario.js';
@@ -176,11 +176,14 @@ describe('mutants and real bugs are caught', () => {
     }, 120_000);
   }
 
-  it('a worker that does not adopt the claims the board says it holds loses tasks: found by fast-check and shrunk', async () => {
-    const arb = agentScenarioArb({ breakAssumptions: false, wipe: false }, { maxNodes: 2, maxFaults: 0, maxAgentFaults: 3, recover: false });
+  // The naive worker (examples/orchestrator/worker.ts: claim, work, complete once, drop on failure) under agent
+  // crashes, pauses and partitions: lost claim replies, duplicated requests, restarts quicker than staleAfterMs.
+  const naiveWorkerArb = agentScenarioArb({ breakAssumptions: false, wipe: false }, { maxNodes: 2, maxFaults: 0, maxAgentFaults: 3 });
+
+  it('the library without its claim recovery (old behaviour) loses tasks of a naive worker: found by fast-check and shrunk', async () => {
     const out = await fc.check(
-      fc.asyncProperty(arb, async (s) => {
-        const r = await simulateAgents(s, { traceStore: false });
+      fc.asyncProperty(naiveWorkerArb, async (s) => {
+        const r = await simulateAgents(s, { traceStore: false, mutants: withoutClaimRecovery });
         return !r.violations.some((v) => v.checker === 'no-task-lost');
       }),
       // Shrinking stops after 20 s with the smallest counter-example so far.
@@ -188,10 +191,24 @@ describe('mutants and real bugs are caught', () => {
     );
     expect(out.failed).toBe(true);
     const s = out.counterexample![0];
-    const r = await simulateAgents(s, { traceStore: false });
+    const r = await simulateAgents(s, { traceStore: false, mutants: withoutClaimRecovery });
     const v = r.violations.find((x) => x.checker === 'no-task-lost')!;
-    console.log(`counter-example (naive worker): seed ${s.seed}, faults ${JSON.stringify(s.faults)}\n  ${v.message}\n  ${replayCommand(s)}`);
+    console.log(`counter-example (old library, naive worker): seed ${s.seed}, faults ${JSON.stringify(s.faults)}\n  ${v.message}\n  ${replayCommand(s)}`);
     expect(v).toBeDefined();
+    // The same scenario with the library's recovery: nothing lost, nothing done twice.
+    const fixed = await simulateAgents(s, { traceStore: false });
+    expect(fixed.violations.filter((x) => !x.expected)).toEqual([]);
+  }, 300_000);
+
+  it('with the library fix the naive worker loses nothing and completes nothing twice (same generator and seed)', async () => {
+    await fc.assert(
+      fc.asyncProperty(naiveWorkerArb, async (s) => {
+        const r = await simulateAgents(s, { traceStore: false });
+        const bad = r.violations.filter((v) => !v.expected);
+        if (bad.length > 0) throw new Error(`${bad.map((v) => `[${v.checker}] ${v.message}`).join('\n')}\n${replayCommand(s)}`);
+      }),
+      { numRuns: 200, seed: 424242 },
+    );
   }, 300_000);
 
   it('the lease check-op alone (isLeader kept) never decides within the assumptions on these seeds; without both, the checker is the only witness', async () => {
