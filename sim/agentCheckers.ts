@@ -176,7 +176,7 @@ interface Span {
 }
 
 /** Fault spans per orchestrator node (from the scenario's schedule and the recorded stalls); `*` = global. */
-function faultSpans(trace: readonly TraceLine[], scenario: Scenario): Map<string, Span[]> {
+function faultSpans(trace: readonly TraceLine[], scenario: Scenario, slowest: number): Map<string, Span[]> {
   const out = new Map<string, Span[]>();
   const add = (node: string, span: Span) => out.set(node, [...(out.get(node) ?? []), span]);
   for (const f of scenario.faults) {
@@ -186,7 +186,12 @@ function faultSpans(trace: readonly TraceLine[], scenario: Scenario): Map<string
     add(node, { start: f.at, end: f.at + ('durationMs' in f ? f.durationMs : 0) });
   }
   for (const l of agentLines(trace)) {
-    if (l.event === 'stall') add(l.node, { start: Number((l.detail as { since?: number } | undefined)?.since ?? l.t), end: l.t });
+    if (l.event !== 'stall') continue;
+    const d = (l.detail ?? {}) as { since?: number; plannedMs?: number; begin?: boolean };
+    const start = Number(d.since ?? l.t);
+    // A stall's begin line spans its planned length (on the node's clock): its end line is missing if the node
+    // crashed mid-stall.
+    add(l.node, { start, end: d.begin ? start + Number(d.plannedMs ?? 0) / slowest : l.t });
   }
   return out;
 }
@@ -209,7 +214,7 @@ export const staleDetectionBound: Checker = {
     const perConflict = sweepReadMs(ctx.agents, ctx.maxLatencyMs) + rtt;
     const lookback = ctx.agents.storeTimeoutMs / ctx.slowest + rtt;
     const leaders = leaderIntervals(trace);
-    const faults = faultSpans(trace, ctx.scenario);
+    const faults = faultSpans(trace, ctx.scenario, ctx.slowest);
     const refused = agentLines(trace).filter((l) => l.event === 'sweep' && l.applied === false);
     const out: Finding[] = [];
     for (const s of silences(trace)) {

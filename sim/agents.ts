@@ -275,7 +275,10 @@ export function agentSweeper(spec: AgentSpec, world: AgentWorld, mutants: AgentM
               beforeCommit: async () => {
                 if (!stallRng.chance(stall.chance)) return;
                 const since = host.realNow();
-                await sleep(clock, stallRng.int(1, stall.maxMs));
+                const plannedMs = stallRng.int(1, stall.maxMs);
+                // Recorded when it begins too: a node that crashes mid-stall never records its end.
+                host.emit({ t: since, kind: 'agent', node: host.nodeId, event: 'stall', detail: { since, plannedMs, begin: true } });
+                await sleep(clock, plannedMs);
                 host.emit({ t: host.realNow(), kind: 'agent', node: host.nodeId, event: 'stall', detail: { since } });
               },
             }

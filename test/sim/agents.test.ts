@@ -116,6 +116,15 @@ describe('stale agents detected within the bound', () => {
     const paused = { ...scenario, faults: [{ kind: 'pause' as const, at: 1200, node: 0, durationMs: 300 }] };
     expect(staleDetectionBound.check([meta(paused), lead(10, 'n1', 1), beat(1000, 5)])).toEqual([]);
   });
+  it('a stall whose node crashed before it ended (begin line only) still excuses the leader for its planned length', () => {
+    const begin = ag(800, 'n1', 'stall', { detail: { since: 800, plannedMs: 5000, begin: true } });
+    expect(staleDetectionBound.check([meta(), lead(10, 'n1', 1), beat(1000, 5), begin])).toEqual([]);
+    // Read as an end line (the span ends when it was recorded), it would not excuse the leader.
+    const { begin: _, ...asEnd } = begin.kind === 'agent' ? (begin.detail as Record<string, unknown>) : {};
+    expect(staleDetectionBound.check([meta(), lead(10, 'n1', 1), beat(1000, 5), { ...begin, detail: asEnd } as TraceLine])).toHaveLength(1);
+    const short = ag(100, 'n1', 'stall', { detail: { since: 100, plannedMs: 200, begin: true } });
+    expect(staleDetectionBound.check([meta(), lead(10, 'n1', 1), beat(1000, 5), short, mark(1000 + bound + 50, 5)])).toHaveLength(1);
+  });
   it('counts from when a node starts leading, if later, and each refused sweep commit extends the window', () => {
     expect(staleDetectionBound.check([meta(), lead(3000, 'n1', 1), beat(1000, 5), mark(3000 + bound - 10, 5)])).toEqual([]);
     const refused = ag(1500, 'n1', 'sweep', { applied: false, detail: { conflict: simKeys.board } });
