@@ -159,7 +159,9 @@ export function createAgent(input: AgentOptions): Agent {
     // Give the caller's next claim() (which resumes them) a heartbeat interval first.
     if (suspectBeats < 2) return;
     await serialized(async () => {
-      const released = await registry.releaseUnknownClaims(options.id, session());
+      // Only claims the caller never got: one whose completion failed (uncertain) is left for the caller to retry or
+      // for its next claim() to hand back.
+      const released = await registry.releaseUnknownClaims(options.id, { incarnation, holds: (taskId, token) => held.get(taskId)?.token === token });
       suspectBeats = undefined;
       if (released.length > 0) logger.warn({ agent: options.id, released }, 'released claims this agent did not know it held');
     });
