@@ -73,7 +73,7 @@ export interface AgentSpec {
   readonly storeTimeoutMs: number;
   /** A sweep stalls right before its commit with this chance, up to `maxMs` (the orchestrator pauses mid-sweep). */
   readonly stall?: { readonly chance: number; readonly maxMs: number };
-  /** Workers adopt the claims the board says they hold on (re)start and after an unanswered claim (default true). */
+  /** Opt-in worker-side workaround from before the library fix: adopt the claims the board says a worker holds (default false). */
   readonly recover?: boolean;
 }
 
