@@ -12,7 +12,8 @@ export class FencedLeaderError extends Error {
   }
 }
 
-function hasCode(err: unknown, code: string): boolean {
+/** The check behind every `is(err)`: by code, so copies of the library recognise each other's errors. */
+export function hasCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
 }
 

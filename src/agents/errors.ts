@@ -1,8 +1,4 @@
-import { FencedLeaderError } from '../errors.js';
-
-function hasCode(err: unknown, code: string): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
-}
+import { FencedLeaderError, hasCode } from '../errors.js';
 
 /** A completion (or release) carried a claim token that is no longer the task's current one. */
 export class StaleClaimError extends FencedLeaderError {
