@@ -9,8 +9,10 @@ import { VIEWER_CLIENT_JS, VIEWER_CSS } from './viewerClient.js';
  */
 
 export interface FaultSpan {
-  /** Node index, or -1 for a fault that hits the whole cluster / the store. */
+  /** Node index, or -1 for a fault that hits the whole cluster / the store, or -2 for a fault on an agent (`g`). */
   n: number;
+  /** Agent index (into `agents.names`) when the fault hits a worker agent's host. */
+  g?: number;
   k: string;
   a: number;
   /** End time; equal to `a` for an instantaneous fault (clock jump). */
@@ -46,10 +48,41 @@ export interface ViewerModel {
   /** Transitions, sorted by time: t, node, from, to, event (dictionary indices), epoch (-1 = none). */
   tr: { t: number[]; n: number[]; f: number[]; s: number[]; e: number[]; ep: number[] };
   faults: FaultSpan[];
-  /** Fenced writes at the resource: t, node, token, accepted (1/0), high-water mark. */
-  res: { t: number[]; n: number[]; tok: number[]; ok: number[]; hw: number[] };
+  /** Fenced writes at the resource: t, node, token, accepted (1/0), high-water mark, time of the claim (-1 = unknown). */
+  res: { t: number[]; n: number[]; tok: number[]; ok: number[]; hw: number[]; ct: number[] };
+  /**
+   * Leader work at the nodes (`work` lines), sorted by time: t, node, phase (see WORK_PHASES), token, and for a claim
+   * the fate of the fenced write made with it (1 accepted, 0 rejected, -1 no write seen). `send` lines are left out.
+   */
+  work: { t: number[]; n: number[]; ph: number[]; tok: number[]; w: number[] };
+  agents: AgentsModel;
   violations: ViolationMark[];
   chart: { edges: { source: string; target: string; event: string }[] };
+}
+
+/** `work.ph` values. */
+export const WORK_PHASES = ['claim', 'start', 'stop'] as const;
+/** `agents.spans[].s` values. */
+export const AGENT_STATES = ['active', 'stale', 'gone'] as const;
+/** `agents.ev.k` values. */
+export const AGENT_EVENTS = ['claim', 'complete', 'requeue', 'release', 'register', 'stale', 'deregister'] as const;
+
+export interface AgentsModel {
+  /** Worker agents (ids), one compact lane each; not among `nodes`. */
+  names: string[];
+  /** Record states over time: agent, state (AGENT_STATES index), from, to, incarnation. */
+  spans: { g: number; s: number; a: number; b: number; inc: number }[];
+  /** Heartbeats that reached the store, sorted by time (t rounded to 0.1 ms): drawn aggregated per pixel. */
+  beats: { t: number[]; g: number[] };
+  /** Agent events, sorted by time: t, agent, kind (AGENT_EVENTS index), task (into `tasks`, -1 none), token (-1 none), note (into `notes`, -1 none). */
+  ev: { t: number[]; g: number[]; k: number[]; task: number[]; tok: number[]; note: number[] };
+  tasks: string[];
+  /** Handoff notes (requeues, releases, stale marks) in words. */
+  notes: string[];
+  /** Orchestrator sweeps that marked or requeued (ok 1) or were refused (ok 0): t, node, epoch (-1 none). */
+  sweeps: { t: number[]; n: number[]; ok: number[]; ep: number[] };
+  /** Orchestrator sweep stalls: node, from, to. */
+  stalls: { n: number; a: number; b: number }[];
 }
 
 type Json = Record<string, any>;
@@ -114,10 +147,38 @@ export function buildViewerModel(input: readonly Json[], title = 'fenced-leader 
   const states = dict();
   const events = dict();
 
+  // Worker agents get lanes of their own (the simulator lists them among the meta's nodes, but they have no
+  // election transitions): everyone named by an `agent` line that is not an election node.
+  const electionNodes = new Set<string>();
+  const agentIds = new Set<string>();
+  for (const line of input) {
+    if (line.kind === 'transition' || line.kind === 'work' || line.kind === 'resource') electionNodes.add(String(line.node));
+    else if (line.kind === 'agent') {
+      if (typeof line.agent === 'string' && line.agent !== '') agentIds.add(line.agent);
+      if (line.event !== 'sweep' && line.event !== 'stall' && line.node !== 'env' && typeof line.node === 'string') agentIds.add(line.node);
+      for (const m of line.detail?.marked ?? []) if (typeof m?.agent === 'string') agentIds.add(m.agent);
+      for (const r of line.detail?.requeued ?? []) if (typeof r?.from === 'string') agentIds.add(r.from);
+    }
+  }
+  for (const n of electionNodes) agentIds.delete(n);
+  const agentNames: string[] = [];
+  const agentIndex = new Map<string, number>();
+  const agentOf = (name: string): number => {
+    let i = agentIndex.get(name);
+    if (i === undefined) {
+      i = agentNames.length;
+      agentNames.push(name);
+      agentIndex.set(name, i);
+    }
+    return i;
+  };
+  const agentLines: Json[] = [];
+  const workLines: Json[] = [];
+
   let meta: Json | undefined;
   const transitions: { t: number; n: number; f: number; s: number; e: number; ep: number; seq: number }[] = [];
   const inspectRoots: Json[] = [];
-  const writes: { t: number; n: number; tok: number; ok: number; hw: number }[] = [];
+  const writes: { t: number; n: number; tok: number; ok: number; hw: number; ct: number }[] = [];
   const faultLines: Json[] = [];
   const violations: ViolationMark[] = [];
   let storeMessages = 0;
@@ -141,7 +202,10 @@ export function buildViewerModel(input: readonly Json[], title = 'fenced-leader 
       case 'meta':
         meta = line;
         if (line.format !== TRACE_FORMAT) skipped++;
-        for (const n of line.nodes ?? []) nodeOf(String(n));
+        for (const n of line.nodes ?? []) {
+          if (agentIds.has(String(n))) agentOf(String(n));
+          else nodeOf(String(n));
+        }
         break;
       case 'transition':
         see(line.t);
@@ -165,7 +229,22 @@ export function buildViewerModel(input: readonly Json[], title = 'fenced-leader 
         break;
       case 'resource':
         see(line.t);
-        writes.push({ t: line.t, n: nodeOf(line.node), tok: line.token, ok: line.accepted ? 1 : 0, hw: line.highWater });
+        writes.push({
+          t: line.t,
+          n: nodeOf(line.node),
+          tok: line.token,
+          ok: line.accepted ? 1 : 0,
+          hw: line.highWater,
+          ct: typeof line.claimedT === 'number' ? line.claimedT : -1,
+        });
+        break;
+      case 'work':
+        see(line.t);
+        if (line.phase !== 'send') workLines.push(line);
+        break;
+      case 'agent':
+        see(line.t);
+        agentLines.push(line);
         break;
       case 'violation':
         see(line.t);
@@ -228,12 +307,14 @@ export function buildViewerModel(input: readonly Json[], title = 'fenced-leader 
   const faults: FaultSpan[] = [];
   const open = new Map<string, FaultSpan>();
   for (const f of faultLines) {
-    const n = typeof f.node === 'string' ? nodeOf(f.node) : -1;
+    const onAgent = typeof f.node === 'string' && agentIndex.has(f.node);
+    const n = typeof f.node === 'string' ? (onAgent ? -2 : nodeOf(f.node)) : -1;
+    const who = typeof f.node === 'string' ? f.node : '';
     const kind = String(f.fault);
     const detail = f.detail ? JSON.stringify(f.detail) : '';
     if (kind in PAIRED) {
       const opened = PAIRED[kind]!;
-      const keys = n === -1 ? [...open.keys()].filter((k) => k.startsWith(`${opened}|`)) : [`${opened}|${n}`];
+      const keys = n === -1 ? [...open.keys()].filter((k) => k.startsWith(`${opened}|`)) : [`${opened}|${who}`];
       for (const key of keys) {
         const span = open.get(key);
         if (span) {
@@ -244,13 +325,33 @@ export function buildViewerModel(input: readonly Json[], title = 'fenced-leader 
       continue;
     }
     const span: FaultSpan = { n, k: kind, a: f.t, b: f.t, d: detail };
+    if (onAgent) span.g = agentIndex.get(who)!;
     if (typeof f.durationMs === 'number') span.b = f.t + f.durationMs;
     else if (kind === 'partition' || kind === 'pause' || kind === 'crash') {
       span.b = end;
-      open.set(`${kind}|${n}`, span);
+      open.set(`${kind}|${who}`, span);
     }
     faults.push(span);
   }
+
+  // Leader work: each claim with the fate of the fenced write made with it (matched on node and claim time).
+  workLines.sort((a, b) => a.t - b.t);
+  const fate = new Map<string, number>();
+  for (const w of writes) if (w.ct >= 0) fate.set(`${w.n}|${w.ct}`, w.ok);
+  const work = { t: [] as number[], n: [] as number[], ph: [] as number[], tok: [] as number[], w: [] as number[] };
+  for (const line of workLines) {
+    const n = nodeOf(String(line.node));
+    const ph = (WORK_PHASES as readonly string[]).indexOf(String(line.phase));
+    if (ph < 0) continue;
+    work.t.push(line.t);
+    work.n.push(n);
+    work.ph.push(ph);
+    work.tok.push(typeof line.token === 'number' ? line.token : -1);
+    work.w.push(ph === 0 ? (fate.get(`${n}|${line.t}`) ?? -1) : -1);
+  }
+
+  const agents = buildAgents(agentLines, agentOf, nodeOf, end);
+  agents.names = agentNames;
 
   const chart = statechartOf();
   return {
@@ -279,10 +380,143 @@ export function buildViewerModel(input: readonly Json[], title = 'fenced-leader 
       ep: transitions.map((x) => x.ep),
     },
     faults,
-    res: { t: writes.map((w) => w.t), n: writes.map((w) => w.n), tok: writes.map((w) => w.tok), ok: writes.map((w) => w.ok), hw: writes.map((w) => w.hw) },
+    res: {
+      t: writes.map((w) => w.t),
+      n: writes.map((w) => w.n),
+      tok: writes.map((w) => w.tok),
+      ok: writes.map((w) => w.ok),
+      hw: writes.map((w) => w.hw),
+      ct: writes.map((w) => w.ct),
+    },
+    work,
+    agents,
     violations,
     chart: { edges: chart.edges.map((e) => ({ source: e.source, target: e.target, event: e.event })) },
   };
+}
+
+/** Agent lines → lanes: record states (active/stale/gone), heartbeats, claims, completions, requeues with their notes. */
+function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (name: string) => number, end: number): AgentsModel {
+  lines.sort((a, b) => a.t - b.t);
+  const tasks: string[] = [];
+  const taskIndex = new Map<string, number>();
+  const taskOf = (id: unknown): number => {
+    if (typeof id !== 'string') return -1;
+    let i = taskIndex.get(id);
+    if (i === undefined) {
+      i = tasks.length;
+      tasks.push(id);
+      taskIndex.set(id, i);
+    }
+    return i;
+  };
+  const notes: string[] = [];
+  const spans: AgentsModel['spans'] = [];
+  const beats = { t: [] as number[], g: [] as number[] };
+  const ev = { t: [] as number[], g: [] as number[], k: [] as number[], task: [] as number[], tok: [] as number[], note: [] as number[] };
+  const sweeps = { t: [] as number[], n: [] as number[], ok: [] as number[], ep: [] as number[] };
+  const stalls: AgentsModel['stalls'] = [];
+  const openSpan = new Map<number, AgentsModel['spans'][number]>();
+  const setState = (g: number, s: number, t: number, inc: number | undefined) => {
+    const cur = openSpan.get(g);
+    if (cur && cur.s === s && (inc === undefined || cur.inc === inc)) return;
+    if (cur) cur.b = t;
+    const span = { g, s, a: t, b: end, inc: inc ?? cur?.inc ?? 0 };
+    spans.push(span);
+    openSpan.set(g, span);
+  };
+  const push = (t: number, g: number, k: (typeof AGENT_EVENTS)[number], task: unknown, tok: unknown, note?: string) => {
+    ev.t.push(t);
+    ev.g.push(g);
+    ev.k.push(AGENT_EVENTS.indexOf(k));
+    ev.task.push(taskOf(task));
+    ev.tok.push(typeof tok === 'number' ? tok : -1);
+    if (note === undefined) ev.note.push(-1);
+    else {
+      ev.note.push(notes.length);
+      notes.push(note);
+    }
+  };
+  const openStall = new Map<number, number>();
+  for (const line of lines) {
+    const t = Number(line.t);
+    const inc = typeof line.incarnation === 'number' ? line.incarnation : undefined;
+    switch (line.event) {
+      case 'register': {
+        const g = agentOf(String(line.agent ?? line.node));
+        setState(g, 0, t, inc);
+        push(t, g, 'register', undefined, undefined, `${line.agent ?? line.node} registered (incarnation ${inc ?? '?'}, beat ${line.beat ?? '?'})`);
+        break;
+      }
+      case 'heartbeat': {
+        const g = agentOf(String(line.agent ?? line.node));
+        setState(g, 0, t, inc);
+        beats.t.push(Math.round(t * 10) / 10);
+        beats.g.push(g);
+        break;
+      }
+      case 'deregister': {
+        const g = agentOf(String(line.agent ?? line.node));
+        setState(g, 2, t, inc);
+        push(t, g, 'deregister', undefined, undefined, `${line.agent ?? line.node} deregistered (incarnation ${inc ?? '?'})`);
+        break;
+      }
+      case 'claim':
+        push(t, agentOf(String(line.agent || line.node)), 'claim', line.task, line.token);
+        break;
+      case 'complete': {
+        const d = line.detail ?? {};
+        const odd = d.wasState !== undefined && d.wasState !== 'claimed' ? ` (task was ${d.wasState})` : '';
+        const other = d.claimedBy && d.claimedBy !== line.agent ? ` (claimed by ${d.claimedBy} with token ${d.claimToken})` : '';
+        push(t, agentOf(String(line.agent || line.node)), 'complete', line.task, line.token, odd || other ? `completed ${line.task}${odd}${other}` : undefined);
+        break;
+      }
+      case 'release':
+        push(t, agentOf(String(line.agent || line.node)), 'release', line.task, line.token, `handoff: ${line.task} released by ${line.agent || line.node} (claim token ${line.token}) back to the queue`);
+        break;
+      case 'sweep': {
+        const n = nodeOf(String(line.node));
+        const ep = typeof line.epoch === 'number' ? line.epoch : -1;
+        sweeps.t.push(t);
+        sweeps.n.push(n);
+        sweeps.ok.push(line.applied === false ? 0 : 1);
+        sweeps.ep.push(ep);
+        if (line.applied === false) break;
+        const by = `${line.node}${ep >= 0 ? ` at epoch ${ep}` : ''}`;
+        for (const m of line.detail?.marked ?? []) {
+          const g = agentOf(String(m.agent));
+          setState(g, 1, t, typeof m.incarnation === 'number' ? m.incarnation : undefined);
+          push(t, g, 'stale', undefined, undefined, `${m.agent} marked stale by ${by} (incarnation ${m.incarnation}, last beat ${m.beat})`);
+        }
+        for (const r of line.detail?.requeued ?? []) {
+          const from = typeof r.from === 'string' ? r.from : null;
+          const g = from === null ? -1 : agentOf(from);
+          const stale = g >= 0 && openSpan.get(g)?.s === 1;
+          const note = `handoff: ${r.task} requeued by ${by} from ${from ?? '(nobody)'} (claim token ${r.token})${stale ? ` — ${from} is stale` : ''}`;
+          if (g >= 0) push(t, g, 'requeue', r.task, r.token, note);
+        }
+        break;
+      }
+      case 'stall': {
+        const n = nodeOf(String(line.node));
+        const since = Number(line.detail?.since ?? t);
+        if (line.detail?.begin === true) {
+          openStall.set(n, stalls.length);
+          stalls.push({ n, a: since, b: since + Number(line.detail?.plannedMs ?? 0) });
+        } else {
+          const i = openStall.get(n);
+          if (i !== undefined) {
+            stalls[i]!.b = t;
+            openStall.delete(n);
+          } else stalls.push({ n, a: since, b: t });
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return { names: [], spans, beats, ev, tasks, notes, sweeps, stalls };
 }
 
 const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

@@ -52,6 +52,10 @@ svg.chart .edge.current text { fill:var(--accent); font-weight:600; font-size:10
 #lane-labels { position:absolute; left:0; top:0; width:0; }
 .lane-label { position:absolute; left:0; width:104px; height:22px; line-height:22px; padding-left:6px; font-size:12px; border-left:4px solid; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; cursor:pointer; }
 .lane-label.focus { font-weight:700; }
+.lane-label.agent { height:14px; line-height:14px; font-size:11px; color:#495057; }
+#agent-states { display:grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap:2px 12px; margin-top:4px; font-size:12px; }
+#agent-states div { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
+#agent-states .note { color:var(--muted); }
 #tooltip { position:absolute; pointer-events:none; background:rgba(31,41,51,.95); color:#fff; font-size:11px; padding:4px 6px; border-radius:4px; white-space:pre; z-index:2; }
 #violations li { margin:3px 0; cursor:pointer; }
 #violations li:hover { background:#fff5f5; }
@@ -112,6 +116,31 @@ export const VIEWER_CLIENT_JS = String.raw`
   var maxEpoch = 0;
   for (i = 0; i < N; i++) if (T.ep[i] > maxEpoch) maxEpoch = T.ep[i];
 
+  // Leader work, agents.
+  var WK = D.work || { t: [], n: [], ph: [], tok: [], w: [] };
+  var AG = D.agents || { names: [], spans: [], beats: { t: [], g: [] }, ev: { t: [], g: [], k: [], task: [], tok: [], note: [] }, tasks: [], notes: [], sweeps: { t: [], n: [], ok: [], ep: [] }, stalls: [] };
+  var agents = AG.names, NA = agents.length, AE = AG.ev;
+  var AG_STATE = ['active', 'stale', 'gone'];
+  var AG_STATE_C = { active: '#c3fae8', stale: '#ffa94d', gone: '#adb5bd' };
+  var AG_EV = ['claim', 'complete', 'requeue', 'release', 'register', 'stale', 'deregister'];
+  var AG_EV_C = { claim: '#1c7ed6', complete: '#2f9e44', requeue: '#e8590c', release: '#7048e8', register: '#212529', stale: '#d9480f', deregister: '#495057' };
+  var agSpans = [];
+  for (var g0 = 0; g0 < NA; g0++) agSpans.push([]);
+  AG.spans.forEach(function (sp) { agSpans[sp.g].push(sp); });
+  var agentSpanAt = function (g, t) {
+    var list = agSpans[g], j = lastLE(list.length, function (k) { return list[k].a; }, t);
+    return j >= 0 && list[j].b > t ? list[j] : (j >= 0 && list[j].b >= D.end && t >= D.end ? list[j] : null);
+  };
+  var lastAgentEvent = function (g, t) {
+    for (var j = lastLE(AE.t.length, function (k) { return AE.t[k]; }, t); j >= 0; j--) if (AE.g[j] === g) return j;
+    return -1;
+  };
+  var agentEventText = function (j) {
+    var k = AG_EV[AE.k[j]], task = AE.task[j] >= 0 ? AG.tasks[AE.task[j]] : '';
+    var txt = k + (task ? ' ' + task : '') + (AE.tok[j] >= 0 ? ' (token ' + AE.tok[j] + ')' : '');
+    return AE.note[j] >= 0 ? txt + ' — ' + AG.notes[AE.note[j]] : txt;
+  };
+
   // Last element of sorted array arr (values mapped by key) that is <= x; -1 if none.
   var lastLE = function (len, at, x) {
     var lo = 0, hi = len - 1, ans = -1;
@@ -138,6 +167,9 @@ export const VIEWER_CLIENT_JS = String.raw`
   // Summary and legend.
   var accepted = 0, rejected = 0;
   for (i = 0; i < D.res.t.length; i++) { if (D.res.ok[i]) accepted++; else rejected++; }
+  var claims = 0, agCount = { claim: 0, complete: 0, requeue: 0 };
+  for (i = 0; i < WK.t.length; i++) if (WK.ph[i] === 0) claims++;
+  for (i = 0; i < AE.t.length; i++) { var kk = AG_EV[AE.k[i]]; if (kk in agCount) agCount[kk]++; }
   var unexpected = D.violations.filter(function (v) { return !v.expected; }).length;
   var optKeys = Object.keys(D.meta.options || {});
   var isScalar = function (v) { return v === null || typeof v !== 'object'; };
@@ -146,6 +178,8 @@ export const VIEWER_CLIENT_JS = String.raw`
   $('summary').innerHTML =
     '<b>' + NN + '</b> nodes · <b>' + fmtDuration(D.end - D.start) + '</b> · <b>' + N.toLocaleString() + '</b> transitions · epochs up to <b>' + maxEpoch + '</b>' +
     ' · fenced writes <b>' + accepted.toLocaleString() + '</b> accepted / <b' + (rejected ? ' class="bad"' : '') + '>' + rejected.toLocaleString() + '</b> rejected' +
+    (WK.t.length ? ' · <b>' + claims.toLocaleString() + '</b> token claims' : '') +
+    (NA ? ' · <b>' + NA + '</b> agents, tasks claimed <b>' + agCount.claim + '</b> / completed <b>' + agCount.complete + '</b> / requeued <b' + (agCount.requeue ? ' class="bad"' : '') + '>' + agCount.requeue + '</b>' : '') +
     ' · <b>' + D.faults.length + '</b> faults · <span' + (D.violations.length ? ' class="bad"' : '') + '>' + D.violations.length + ' violations</span>' +
     (D.meta.seed !== undefined ? ' · seed <b>' + esc(D.meta.seed) + '</b>' : '') +
     ' · ' + D.meta.lines.toLocaleString() + ' lines (' + D.meta.source + ')' +
@@ -157,6 +191,14 @@ export const VIEWER_CLIENT_JS = String.raw`
   Object.keys(TOP).forEach(function (s) { legend += '<span class="sw" style="background:' + TOP[s] + '"></span>' + s; });
   Object.keys(FAULT).forEach(function (f) { legend += '<span class="sw" style="background:' + FAULT[f].c + ';opacity:.5"></span>' + FAULT[f].label; });
   legend += '<span class="sw" style="background:#2f9e44"></span>accepted write<span class="sw" style="background:#e03131"></span>rejected write / violation';
+  if (WK.t.length) legend += '<span class="sw" style="background:#1f2933;width:3px"></span>token claim (assertLeader)<span class="sw" style="background:#e03131;width:3px"></span>claim whose write was rejected';
+  if (AG.sweeps.t.length) legend += '<span class="sw" style="background:#7048e8;width:6px"></span>sweep<span class="sw" style="background:#e03131;width:6px"></span>refused sweep';
+  if (NA) {
+    legend += '<br>agents:';
+    AG_STATE.forEach(function (st) { legend += '<span class="sw" style="background:' + AG_STATE_C[st] + '"></span>' + st; });
+    ['claim', 'complete', 'requeue', 'release', 'stale'].forEach(function (k) { legend += '<span class="sw" style="background:' + AG_EV_C[k] + ';width:' + (k === 'claim' || k === 'complete' ? 3 : 8) + 'px"></span>' + (k === 'stale' ? 'stale mark' : k); });
+    legend += '<span class="sw" style="background:#087f5b;width:3px;height:4px"></span>heartbeat';
+  }
   $('legend').innerHTML = legend;
 
   // Focus selector and per-node state list.
@@ -167,6 +209,10 @@ export const VIEWER_CLIENT_JS = String.raw`
   var statesEl = document.createElement('div'); statesEl.id = 'node-states'; stepEl.after(statesEl);
   var nodeRows = nodes.map(function (name, n) {
     var d = document.createElement('div'); d.setAttribute('data-node', name); statesEl.appendChild(d); return d;
+  });
+  var agentStatesEl = document.createElement('div'); agentStatesEl.id = 'agent-states'; statesEl.after(agentStatesEl);
+  var agentRows = agents.map(function (name) {
+    var d = document.createElement('div'); d.setAttribute('data-agent', name); agentStatesEl.appendChild(d); return d;
   });
 
   // Statechart boxes and edges.
@@ -237,6 +283,13 @@ export const VIEWER_CLIENT_JS = String.raw`
     for (var m = 0; m < NN; m++) {
       var s = stateIdxAt(m, cur), e = epochAt(m, cur);
       nodeRows[m].innerHTML = '<span class="chip" style="background:' + nodeColor(m) + '"></span>' + esc(nodes[m]) + ': <b>' + (s >= 0 ? esc(D.states[s]) : '—') + '</b>' + (e >= 0 ? ' · epoch ' + e : '');
+    }
+    var tc = T.t[cur];
+    for (var g = 0; g < NA; g++) {
+      var sp = agentSpanAt(g, tc), j = lastAgentEvent(g, tc);
+      agentRows[g].title = j >= 0 ? agentEventText(j) : '';
+      agentRows[g].innerHTML = '<span class="chip" style="background:' + (sp ? AG_STATE_C[AG_STATE[sp.s]] : '#f1f3f5') + ';border:1px solid #868e96"></span>agent ' + esc(agents[g]) + ': <b>' + (sp ? AG_STATE[sp.s] + ' (incarnation ' + sp.inc + ')' : '—') + '</b>' +
+        (j >= 0 ? ' <span class="note">· ' + fmtT(AE.t[j]) + ' ' + esc(agentEventText(j)) + '</span>' : '');
     }
   }
 
@@ -317,7 +370,9 @@ export const VIEWER_CLIENT_JS = String.raw`
   var base = document.createElement('canvas'), bctx = base.getContext('2d');
   var laneTop = function (n) { return AXIS_H + n * (LANE_H + GAP); };
   var resTop = laneTop(NN);
-  var H = resTop + RES_H + 10;
+  var AG_H = 14, AG_GAP = 4;
+  var agentTop = function (g) { return resTop + RES_H + 12 + g * (AG_H + AG_GAP); };
+  var H = NA ? agentTop(NA) + 6 : resTop + RES_H + 10;
   var W = 0, dpr = 1, v0 = D.start, v1 = D.end, markers = [];
   var labels = $('lane-labels'), labelEls = [];
   nodes.forEach(function (name, n) {
@@ -331,6 +386,12 @@ export const VIEWER_CLIENT_JS = String.raw`
   resLabel.className = 'lane-label'; resLabel.setAttribute('data-lane', 'resource'); resLabel.textContent = 'resource';
   resLabel.style.top = (resTop + 4) + 'px'; resLabel.style.borderColor = '#868e96';
   labels.appendChild(resLabel);
+  agents.forEach(function (name, g) {
+    var el = document.createElement('div');
+    el.className = 'lane-label agent'; el.setAttribute('data-agent', name); el.textContent = 'agent ' + name; el.title = 'worker agent ' + name;
+    el.style.top = agentTop(g) + 'px'; el.style.borderColor = '#087f5b';
+    labels.appendChild(el);
+  });
 
   var xOf = function (t) { return LABEL_W + (t - v0) / (v1 - v0) * (W - LABEL_W - 8); };
   var tOf = function (x) { return v0 + (x - LABEL_W) / (W - LABEL_W - 8) * (v1 - v0); };
@@ -360,6 +421,20 @@ export const VIEWER_CLIENT_JS = String.raw`
   function niceStep(span, target) {
     var raw = span / target, p = Math.pow(10, Math.floor(Math.log10(raw))), m = raw / p;
     return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+  }
+
+  // A fault on lane rows y..y+h: a hatched span with a solid top edge, or a pin for an instantaneous one.
+  function drawFault(c, f, y, h) {
+    var info = FAULT[f.k] || { c: '#868e96' };
+    var a = Math.max(LABEL_W, xOf(f.a)), b = Math.min(W - 8, xOf(f.b));
+    if (f.b > f.a && b - a >= 1) {
+      c.globalAlpha = 0.55; c.fillStyle = hatch[f.k] || info.c; c.fillRect(a, y, b - a, h);
+      c.globalAlpha = 1; c.fillStyle = info.c; c.fillRect(a, y, b - a, 3);
+    } else {
+      c.fillStyle = info.c; c.fillRect(a - 1, y - 2, 2.5, h + 4);
+      c.beginPath(); c.moveTo(a - 4, y - 3); c.lineTo(a + 4, y - 3); c.lineTo(a, y + 3); c.fill();
+    }
+    c.globalAlpha = 1;
   }
 
   function drawBase() {
@@ -414,21 +489,41 @@ export const VIEWER_CLIENT_JS = String.raw`
     D.faults.forEach(function (f) {
       if (f.b < v0 || f.a > v1) return;
       var info = FAULT[f.k] || { c: '#868e96' };
-      var lanes = f.n >= 0 ? [f.n] : nodes.map(function (_, j) { return j; });
+      var lanes = f.n === -2 ? [] : f.n >= 0 ? [f.n] : nodes.map(function (_, j) { return j; });
       var a = Math.max(LABEL_W, xOf(f.a)), b = Math.min(right, xOf(f.b));
-      lanes.forEach(function (ln) {
-        var y = laneTop(ln);
-        if (f.b > f.a && b - a >= 1) {
-          c.globalAlpha = 0.55; c.fillStyle = hatch[f.k] || info.c; c.fillRect(a, y, b - a, LANE_H);
-          c.globalAlpha = 1; c.fillStyle = info.c; c.fillRect(a, y, b - a, 3);
-        } else {
-          c.fillStyle = info.c; c.fillRect(a - 1, y - 2, 2.5, LANE_H + 4);
-          c.beginPath(); c.moveTo(a - 4, y - 3); c.lineTo(a + 4, y - 3); c.lineTo(a, y + 3); c.fill();
-        }
-      });
-      if (f.n < 0 && f.k !== 'partition') { c.globalAlpha = 0.4; c.fillStyle = info.c; c.fillRect(a, resTop, Math.max(2, b - a), 4); c.globalAlpha = 1; }
+      lanes.forEach(function (ln) { drawFault(c, f, laneTop(ln), LANE_H); });
+      if (f.n === -1 && f.k !== 'partition') { c.globalAlpha = 0.4; c.fillStyle = info.c; c.fillRect(a, resTop, Math.max(2, b - a), 4); c.globalAlpha = 1; }
     });
     c.globalAlpha = 1;
+    // Orchestrator sweep stalls (thin dashed band under the lane's top edge) and sweeps (small triangles on top).
+    AG.stalls.forEach(function (st) {
+      if (st.b < v0 || st.a > v1) return;
+      var a = Math.max(LABEL_W, xOf(st.a)), b = Math.min(right, xOf(st.b)), y = laneTop(st.n);
+      c.fillStyle = '#7048e8'; c.globalAlpha = 0.6;
+      for (var sx = a; sx < b; sx += 6) c.fillRect(sx, y + 4, Math.min(3, b - sx), 2);
+      c.globalAlpha = 1;
+    });
+    var SW = AG.sweeps, swLast = -2;
+    for (var si = Math.max(0, lastLE(SW.t.length, function (q) { return SW.t[q]; }, v0)); si < SW.t.length && SW.t[si] <= v1; si++) {
+      var sx0 = Math.round(xOf(SW.t[si]));
+      if (sx0 < LABEL_W || (sx0 === swLast && SW.ok[si])) continue;
+      swLast = sx0;
+      var sy = laneTop(SW.n[si]);
+      c.fillStyle = SW.ok[si] ? '#7048e8' : '#e03131';
+      c.beginPath(); c.moveTo(sx0 - 4, sy - 3); c.lineTo(sx0 + 4, sy - 3); c.lineTo(sx0, sy + 4); c.fill();
+    }
+    // Token claims (assertLeader) as ticks along each node lane's bottom edge, one pixel column at a time; a claim
+    // whose fenced write was rejected is red and tall, and linked to that write on the resource lane.
+    var W0 = Math.max(0, lastLE(WK.t.length, function (q) { return WK.t[q]; }, v0)), lastClaim = new Int32Array(NN).fill(-2);
+    for (var wi = W0; wi < WK.t.length && WK.t[wi] <= v1; wi++) {
+      var wx = Math.floor(xOf(WK.t[wi])), wy = laneTop(WK.n[wi]) + LANE_H;
+      if (wx < LABEL_W) continue;
+      if (WK.ph[wi] !== 0) { c.fillStyle = '#1f2933'; c.fillRect(wx, wy - 10, 1, 10); c.fillRect(wx + (WK.ph[wi] === 1 ? 1 : -2), wy - 10, 2, 1); continue; }
+      if (WK.w[wi] === 0) { c.fillStyle = '#e03131'; c.fillRect(wx - 1, wy - 9, 3, 9); continue; }
+      if (wx === lastClaim[WK.n[wi]]) continue;
+      lastClaim[WK.n[wi]] = wx;
+      c.fillStyle = WK.w[wi] === 1 ? 'rgba(31,41,51,.75)' : 'rgba(134,142,150,.8)'; c.fillRect(wx, wy - 5, 1, 5);
+    }
     // Resource: accepted writes as short green ticks, rejected ones as tall red ticks.
     c.fillStyle = '#f8f9fa'; c.fillRect(LABEL_W, resTop, right - LABEL_W, RES_H);
     var R = D.res, rs = Math.max(0, lastLE(R.t.length, function (q) { return R.t[q]; }, v0));
@@ -446,6 +541,50 @@ export const VIEWER_CLIENT_JS = String.raw`
         lastBad = rx; c.fillStyle = '#e03131'; c.fillRect(rx - 1, resTop, 3, RES_H);
       }
     }
+    // A rejected write's claim → write link (the claim may be far earlier: a pause between assertLeader and the write).
+    c.strokeStyle = '#e03131'; c.lineWidth = 1; c.setLineDash([3, 2]);
+    for (r = 0; r < R.t.length; r++) {
+      if (R.ok[r] || R.ct[r] < 0 || R.ct[r] > v1 || R.t[r] < v0) continue;
+      c.beginPath(); c.moveTo(xOf(R.ct[r]), laneTop(R.n[r]) + LANE_H); c.lineTo(xOf(R.t[r]), resTop); c.stroke();
+    }
+    c.setLineDash([]);
+    // Agent lanes: record state bands, heartbeats (aggregated per pixel), claim/complete ticks, requeue markers.
+    for (var g = 0; g < NA; g++) {
+      var ay = agentTop(g);
+      c.fillStyle = '#f8f9fa'; c.fillRect(LABEL_W, ay, right - LABEL_W, AG_H);
+      agSpans[g].forEach(function (sp) {
+        if (sp.b < v0 || sp.a > v1) return;
+        var a = Math.max(LABEL_W, xOf(sp.a)), b = Math.min(right, xOf(sp.b));
+        c.fillStyle = AG_STATE_C[AG_STATE[sp.s]]; c.fillRect(a, ay, Math.max(1, b - a), AG_H);
+      });
+    }
+    D.faults.forEach(function (f) { if (f.g !== undefined && f.b >= v0 && f.a <= v1) drawFault(c, f, agentTop(f.g), AG_H); });
+    var B = AG.beats, lastBeat = new Int32Array(NA).fill(-2);
+    c.fillStyle = '#087f5b';
+    for (var bi = Math.max(0, lastLE(B.t.length, function (q) { return B.t[q]; }, v0)); bi < B.t.length && B.t[bi] <= v1; bi++) {
+      var bx = Math.floor(xOf(B.t[bi]));
+      if (bx < LABEL_W || bx === lastBeat[B.g[bi]]) continue;
+      lastBeat[B.g[bi]] = bx; c.fillRect(bx, agentTop(B.g[bi]), 1, 3);
+    }
+    var lastTick = {};
+    for (var ei = Math.max(0, lastLE(AE.t.length, function (q) { return AE.t[q]; }, v0)); ei < AE.t.length && AE.t[ei] <= v1; ei++) {
+      var ex = Math.floor(xOf(AE.t[ei])), ek = AG_EV[AE.k[ei]], ey = agentTop(AE.g[ei]);
+      if (ex < LABEL_W) continue;
+      c.fillStyle = AG_EV_C[ek];
+      if (ek === 'claim' || ek === 'complete') {
+        var key = AE.g[ei] + ek;
+        if (lastTick[key] === ex) continue;
+        lastTick[key] = ex;
+        if (ek === 'claim') c.fillRect(ex, ey + 4, 1, AG_H - 4); else c.fillRect(ex, ey + AG_H - 6, 3, 6);
+      } else if (ek === 'requeue' || ek === 'release') {
+        c.beginPath(); c.moveTo(ex - 5, ey + AG_H); c.lineTo(ex + 5, ey + AG_H); c.lineTo(ex, ey + 2); c.fill();
+        c.strokeStyle = '#fff'; c.lineWidth = 1; c.stroke();
+      } else if (ek === 'stale') {
+        c.fillRect(ex - 1, ey - 1, 3, AG_H + 2);
+      } else {
+        c.fillRect(ex, ey, 2, AG_H);
+      }
+    }
     // Violations.
     markers = [];
     D.violations.forEach(function (v) {
@@ -453,7 +592,7 @@ export const VIEWER_CLIENT_JS = String.raw`
       var vx = Math.round(xOf(v.t));
       markers.push(vx);
       c.strokeStyle = v.expected ? '#f08c00' : '#e03131'; c.lineWidth = 2; c.setLineDash(v.expected ? [5, 3] : []);
-      c.beginPath(); c.moveTo(vx, AXIS_H - 6); c.lineTo(vx, resTop + RES_H); c.stroke(); c.setLineDash([]);
+      c.beginPath(); c.moveTo(vx, AXIS_H - 6); c.lineTo(vx, H - 6); c.stroke(); c.setLineDash([]);
       c.fillStyle = v.expected ? '#f08c00' : '#e03131';
       c.beginPath(); c.moveTo(vx - 6, 13); c.lineTo(vx + 6, 13); c.lineTo(vx, AXIS_H - 1); c.fill();
     });
@@ -512,10 +651,27 @@ export const VIEWER_CLIENT_JS = String.raw`
       var j = lastLE(N, function (k) { return T.t[k]; }, t);
       var s = stateIdxAt(lane, j < 0 ? -1 : j), ep = epochAt(lane, j);
       text += '\n' + nodes[lane] + ': ' + (s >= 0 ? D.states[s] : '—') + (ep >= 0 ? ' (epoch ' + ep + ')' : '');
-      D.faults.forEach(function (f) { if ((f.n === lane || f.n < 0) && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + f.k + (f.d ? ' ' + f.d : ''); });
+      D.faults.forEach(function (f) { if ((f.n === lane || f.n === -1) && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + f.k + (f.d ? ' ' + f.d : ''); });
+      var wq = lastLE(WK.t.length, function (k) { return WK.t[k]; }, tOf(mx + 3)), shown = 0;
+      for (; wq >= 0 && xOf(WK.t[wq]) > mx - 4 && shown < 4; wq--) {
+        if (WK.n[wq] !== lane) continue;
+        shown++;
+        text += '\n' + (WK.ph[wq] === 0 ? 'claimed token ' + WK.tok[wq] + (WK.w[wq] === 0 ? ' → its write was REJECTED' : WK.w[wq] === 1 ? ' → write accepted' : '') : 'leader work ' + (WK.ph[wq] === 1 ? 'started' : 'stopped') + ' (token ' + WK.tok[wq] + ')') + ' at ' + fmtT(WK.t[wq]);
+      }
+      for (var sq = 0; sq < AG.sweeps.t.length; sq++) if (AG.sweeps.n[sq] === lane && Math.abs(xOf(AG.sweeps.t[sq]) - mx) < 4) text += '\nsweep' + (AG.sweeps.ep[sq] >= 0 ? ' (epoch ' + AG.sweeps.ep[sq] + ')' : '') + (AG.sweeps.ok[sq] ? '' : ' REFUSED by the store');
+      AG.stalls.forEach(function (st) { if (st.n === lane && st.a <= t && st.b >= t) text += '\nsweep stalled since ' + fmtT(st.a); });
     } else if (my >= resTop && my <= resTop + RES_H) {
       var R = D.res, q = lastLE(R.t.length, function (k) { return R.t[k]; }, tOf(mx + 3));
-      if (q >= 0 && Math.abs(xOf(R.t[q]) - mx) < 4) text += '\n' + nodes[R.n[q]] + ' wrote with token ' + R.tok[q] + ': ' + (R.ok[q] ? 'accepted' : 'REJECTED (high-water ' + R.hw[q] + ')');
+      if (q >= 0 && Math.abs(xOf(R.t[q]) - mx) < 4) text += '\n' + nodes[R.n[q]] + ' wrote with token ' + R.tok[q] + ': ' + (R.ok[q] ? 'accepted' : 'REJECTED (high-water ' + R.hw[q] + ')') + (R.ct[q] >= 0 ? '\ntoken claimed at ' + fmtT(R.ct[q]) + ' (' + (R.t[q] - R.ct[q]).toFixed(1) + ' ms before)' : '');
+    } else if (NA && my >= agentTop(0)) {
+      var ag = Math.floor((my - agentTop(0)) / (AG_H + AG_GAP));
+      if (ag >= 0 && ag < NA && my - agentTop(ag) <= AG_H) {
+        var sp = agentSpanAt(ag, t);
+        text += '\nagent ' + agents[ag] + ': ' + (sp ? AG_STATE[sp.s] + ' (incarnation ' + sp.inc + ')' : '—');
+        D.faults.forEach(function (f) { if (f.g === ag && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + f.k + (f.d ? ' ' + f.d : ''); });
+        var eq = lastLE(AE.t.length, function (k) { return AE.t[k]; }, tOf(mx + 4)), n2 = 0;
+        for (; eq >= 0 && xOf(AE.t[eq]) > mx - 5 && n2 < 6; eq--) if (AE.g[eq] === ag) { n2++; text += '\n' + fmtT(AE.t[eq]) + ' ' + agentEventText(eq); }
+      }
     }
     D.violations.forEach(function (v) { if (Math.abs(xOf(v.t) - mx) < 4) text += '\nviolation: ' + v.checker + ' — ' + v.message; });
     tip.textContent = text; tip.hidden = false;
@@ -540,6 +696,10 @@ export const VIEWER_CLIENT_JS = String.raw`
     epochOf: function (name) { var e = epochAt(nodes.indexOf(name), cur); return e >= 0 ? e : null; },
     transition: function (i) { i = i === undefined ? cur : i; return { t: T.t[i], node: nodes[T.n[i]], from: D.states[T.f[i]], to: D.states[T.s[i]], event: D.events[T.e[i]], epoch: T.ep[i] }; },
     markers: function () { return markers.slice(); },
+    agents: agents.slice(),
+    agentStateAt: function (name, t) { var sp = agentSpanAt(agents.indexOf(name), t === undefined ? (N ? T.t[cur] : D.start) : t); return sp ? AG_STATE[sp.s] : null; },
+    agentEvents: function (name) { var g = agents.indexOf(name), out = []; for (var j = 0; j < AE.t.length; j++) if (AE.g[j] === g) out.push({ t: AE.t[j], kind: AG_EV[AE.k[j]], task: AE.task[j] >= 0 ? AG.tasks[AE.task[j]] : null, token: AE.tok[j], note: AE.note[j] >= 0 ? AG.notes[AE.note[j]] : null }); return out; },
+    claims: function () { var out = []; for (var j = 0; j < WK.t.length; j++) if (WK.ph[j] === 0) out.push({ t: WK.t[j], node: nodes[WK.n[j]], token: WK.tok[j], write: WK.w[j] }); return out; },
     view: function () { return [v0, v1]; },
     readyAt: performance.now(),
     ready: true

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -114,6 +114,37 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
     const shot = join(ARTIFACTS, 'viewer-unsafe-run.png');
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`viewer screenshot (${source}): ${shot}`);
+  });
+
+  it('draws a compact lane per agent of an agents run, with its claims, stale mark and requeue note', async () => {
+    // A real `fenced-leader sim --seed 6 --agents 3` run, cut at 11.5 s (store messages and `send` work lines dropped).
+    const text = readFileSync(new URL('./agentsRun.jsonl', import.meta.url), 'utf8');
+    const { page } = await open(context, buildViewerHtml(text, 'agents run (seed 6)'), 'agents-run');
+    const agentLanes = await page.$$eval('.lane-label[data-agent]', (els) => els.map((e) => e.getAttribute('data-agent')));
+    expect(agentLanes).toEqual(['a1', 'a2', 'a3']);
+    const nodeLanes = await page.$$eval('.lane-label[data-node]', (els) => els.map((e) => e.getAttribute('data-node')));
+    expect(nodeLanes).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
+    const claims = await page.evaluate(() => (window as any).viewer.claims());
+    expect(claims.length).toBeGreaterThan(100);
+    expect(claims.every((c: { write: number }) => c.write !== 0)).toBe(true);
+    const events = await page.evaluate(() => (window as any).viewer.agentEvents('a2'));
+    const kinds = events.map((e: { kind: string }) => e.kind);
+    expect(kinds).toContain('claim');
+    expect(kinds).toContain('complete');
+    const requeue = events.find((e: { kind: string }) => e.kind === 'requeue');
+    expect(requeue.note).toMatch(/^handoff: t\d+ requeued by n\d at epoch \d+ from a2/);
+    expect(await page.evaluate((t) => (window as any).viewer.agentStateAt('a2', t), requeue.t)).toBe('stale');
+    expect(await page.evaluate(() => (window as any).viewer.agentStateAt('a2', 5000))).toBe('active');
+    // Stepping past the requeue shows it in the details panel (states as of the current transition's time).
+    await page.evaluate((t) => (window as any).viewer.seekTime(t), requeue.t);
+    await page.click('#next');
+    expect(await page.evaluate(() => (window as any).viewer.transition().t)).toBeGreaterThanOrEqual(requeue.t);
+    expect(await page.textContent('#agent-states [data-agent="a2"]')).toContain('stale');
+    expect(await page.getAttribute('#agent-states [data-agent="a2"]', 'title')).toContain('requeued');
+    expect(await page.textContent('#legend')).toContain('requeue');
+    const shot = join(ARTIFACTS, 'viewer-agents-run.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`viewer screenshot (agents run): ${shot}`);
   });
 
   it('loads a large trace (10 nodes × 10 simulated minutes) in reasonable time', async () => {

@@ -8,7 +8,7 @@ import { run } from '../../src/cli/view.js';
 import { createElector } from '../../src/createElector.js';
 import { createInspectRecorder } from '../../src/inspect/recorder.js';
 import { syntheticTrace } from '../../src/inspect/synthetic.js';
-import { buildViewerHtml, buildViewerModel, stateValueToPath } from '../../src/inspect/viewer.js';
+import { AGENT_EVENTS, buildViewerHtml, buildViewerModel, stateValueToPath } from '../../src/inspect/viewer.js';
 import { TestClock } from '../../src/TestClock.js';
 
 const hand: TraceLine[] = [
@@ -43,6 +43,66 @@ describe('viewer model', () => {
     expect(model.violations).toMatchObject([{ t: 42, checker: 'one-leader-per-epoch', expected: false }]);
     expect(model.meta).toMatchObject({ seed: 9, storeMessages: 1, skipped: 0, source: 'trace' });
     expect([model.start, model.end]).toEqual([3, 42]);
+  });
+
+  it('carries token claims (with the fate of their write) and agent lanes', () => {
+    const lines: TraceLine[] = [
+      { kind: 'meta', format: TRACE_FORMAT, seed: 2, nodes: ['n1', 'n2', 'w1', 'w2'], options: {}, violatedAssumptions: [] },
+      { t: 1, kind: 'transition', node: 'n1', from: 'candidate', to: 'leader.holding', event: 'lease.written', epoch: 1 },
+      { t: 2, kind: 'work', node: 'n1', phase: 'start', token: 1 },
+      { t: 3, kind: 'work', node: 'n1', phase: 'claim', token: 1, deadlineAt: 600 },
+      { t: 3.5, kind: 'work', node: 'n1', phase: 'send', token: 1 },
+      { t: 4, kind: 'resource', node: 'n1', token: 1, accepted: true, highWater: 1, claimedT: 3 },
+      { t: 5, kind: 'work', node: 'n1', phase: 'claim', token: 1 },
+      { t: 6, kind: 'transition', node: 'n2', from: 'candidate', to: 'leader.holding', event: 'lease.written', epoch: 2 },
+      { t: 7, kind: 'resource', node: 'n2', token: 2, accepted: true, highWater: 2 },
+      { t: 9, kind: 'resource', node: 'n1', token: 1, accepted: false, highWater: 2, claimedT: 5 },
+      { t: 0, kind: 'agent', node: 'env', event: 'submit', detail: { tasks: ['t1'] } },
+      { t: 1, kind: 'agent', node: 'w1', event: 'register', agent: 'w1', incarnation: 1, beat: 0 },
+      { t: 1.5, kind: 'agent', node: 'w2', event: 'register', agent: 'w2', incarnation: 1, beat: 0 },
+      { t: 2, kind: 'agent', node: 'w1', event: 'claim', task: 't1', agent: 'w1', token: 1, incarnation: 1 },
+      { t: 3, kind: 'agent', node: 'w1', event: 'heartbeat', agent: 'w1', incarnation: 1, beat: 1 },
+      { t: 4, kind: 'fault', fault: 'crash', node: 'w1' },
+      { t: 6, kind: 'agent', node: 'n1', event: 'sweep', applied: false, epoch: 1, detail: { conflict: 'lease', leaseChecked: true } },
+      {
+        t: 8,
+        kind: 'agent',
+        node: 'n2',
+        event: 'sweep',
+        applied: true,
+        epoch: 2,
+        detail: { epochs: [2], marked: [{ agent: 'w1', incarnation: 1, beat: 1 }], requeued: [{ task: 't1', from: 'w1', token: 1 }] },
+      },
+      { t: 8.5, kind: 'fault', fault: 'restart', node: 'w1' },
+      { t: 9, kind: 'agent', node: 'w2', event: 'claim', task: 't1', agent: 'w2', token: 2, incarnation: 1 },
+      { t: 10, kind: 'agent', node: 'w2', event: 'complete', task: 't1', agent: 'w2', token: 2, detail: { claimToken: 2, claimedBy: 'w2', wasState: 'claimed' } },
+      { t: 11, kind: 'agent', node: 'w2', event: 'deregister', agent: 'w2', incarnation: 1, beat: 3 },
+      { t: 12, kind: 'agent', node: 'env', event: 'final', detail: {} },
+    ];
+    const model = buildViewerModel(lines);
+    // Agents get lanes of their own, not election-node lanes; a fault on an agent lands on its lane.
+    expect(model.nodes).toEqual(['n1', 'n2']);
+    expect(model.agents.names).toEqual(['w1', 'w2']);
+    expect(model.faults).toEqual([{ n: -2, g: 0, k: 'crash', a: 4, b: 8.5, d: '' }]);
+    // Claims, linked to their writes: the second claim (t=5, token 1) is stale by the time its write arrives.
+    expect(model.work).toEqual({ t: [2, 3, 5], n: [0, 0, 0], ph: [1, 0, 0], tok: [1, 1, 1], w: [-1, 1, 0] });
+    expect(model.res.ct).toEqual([3, -1, 5]);
+    // State bands, events, handoff notes.
+    const spans = model.agents.spans.map((s) => [model.agents.names[s.g], ['active', 'stale', 'gone'][s.s], s.a, s.b]);
+    expect(spans).toEqual([
+      ['w1', 'active', 1, 8],
+      ['w2', 'active', 1.5, 11],
+      ['w1', 'stale', 8, 12],
+      ['w2', 'gone', 11, 12],
+    ]);
+    const ev = model.agents.ev.k.map((k, i) => `${model.agents.names[model.agents.ev.g[i]!]}:${AGENT_EVENTS[k]}`);
+    expect(ev).toEqual(['w1:register', 'w2:register', 'w1:claim', 'w1:stale', 'w1:requeue', 'w2:claim', 'w2:complete', 'w2:deregister']);
+    const requeue = model.agents.ev.k.indexOf(AGENT_EVENTS.indexOf('requeue'));
+    expect(model.agents.tasks[model.agents.ev.task[requeue]!]).toBe('t1');
+    expect(model.agents.notes[model.agents.ev.note[requeue]!]).toBe('handoff: t1 requeued by n2 at epoch 2 from w1 (claim token 1) — w1 is stale');
+    expect(model.agents.beats).toEqual({ t: [3], g: [0] });
+    expect(model.agents.sweeps).toEqual({ t: [6, 8], n: [0, 1], ok: [0, 1], ep: [1, 2] });
+    expect(model.end).toBe(12);
   });
 
   it('derives transitions from a live recording when the trace has none', async () => {
