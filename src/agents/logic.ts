@@ -267,6 +267,15 @@ export interface RespawnRequest {
 export interface SweepPlan {
   /** New agent records (marked stale), each to be written only if the agent's version is still the one read. */
   readonly agentWrites: ReadonlyArray<{ readonly id: string; readonly expectedVersion: string; readonly record: AgentRecord }>;
+  /**
+   * Check-only conditions: every agent whose non-active state a board change relied on (the holder of each requeued
+   * task, the assignee of each dropped reservation) and that is not already in `agentWrites`, at the version read
+   * (null: no record was read, so none may exist). If any of them changed since — e.g. it re-registered and claimed
+   * the task after the sweep read the agents — the commit is refused and the sweep re-reads. Agents whose *active*
+   * state the plan used (a handoff target) are not checked: they heartbeat, which would make every sweep contend, and
+   * a reservation for an agent that has since gone silent is dropped by the next sweep.
+   */
+  readonly agentChecks: ReadonlyArray<{ readonly id: string; readonly expectedVersion: string | null }>;
   /** The new board, when any task moved. */
   readonly board: TaskBoard | undefined;
   readonly requeued: ReadonlyArray<{ readonly taskId: string; readonly from: string; readonly handoff: HandoffNote }>;
@@ -285,6 +294,8 @@ export function isEmptyPlan(plan: SweepPlan): boolean {
 export function planSweep(input: SweepInput): SweepPlan {
   const { leader, now, at, staleAfterMs, liveness } = input;
   const byId = new Map(input.agents.map((a) => [a.record.id, a.record]));
+  const versionOf = new Map(input.agents.map((a) => [a.record.id, a.version]));
+  const reliedOn = new Set<string>();
   const agentWrites: Array<{ id: string; expectedVersion: string; record: AgentRecord }> = [];
   const newlyStale = new Map<string, { record: AgentRecord; silentMs: number }>();
 
@@ -320,10 +331,12 @@ export function planSweep(input: SweepInput): SweepPlan {
         const assignee = isActive(handoff.to) ? handoff.to : null;
         tasks[task.id] = requeue(task, handoff, assignee);
         requeued.push({ taskId: task.id, from: task.claimedBy, handoff });
+        reliedOn.add(task.claimedBy);
         requeuedBy.set(task.claimedBy, [...(requeuedBy.get(task.claimedBy) ?? []), task.id]);
         boardChanged = true;
       } else if (task.state === 'queued' && task.assignee !== null && !isActive(task.assignee)) {
         tasks[task.id] = { ...task, assignee: null };
+        reliedOn.add(task.assignee);
         boardChanged = true;
       }
     }
@@ -340,5 +353,8 @@ export function planSweep(input: SweepInput): SweepPlan {
     handoff: notes.get(record.id) ?? handoffFor('stale', record, leader, at, silentMs),
   }));
 
-  return { agentWrites, board: boardChanged ? board : undefined, requeued, respawns };
+  const written = new Set(agentWrites.map((w) => w.id));
+  const agentChecks = boardChanged ? [...reliedOn].filter((id) => !written.has(id)).map((id) => ({ id, expectedVersion: versionOf.get(id) ?? null })) : [];
+
+  return { agentWrites, agentChecks, board: boardChanged ? board : undefined, requeued, respawns };
 }

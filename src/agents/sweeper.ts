@@ -3,6 +3,8 @@
  * ours at our epoch, read agents and tasks, decide with `planSweep`, then write everything in ONE commit whose first
  * op is a check-only op on the lease key at the version just read. A deposed or paused ex-leader's commit fails on
  * that op as a whole — nothing is half-applied — and is retried only after a re-read shows the lease still ours.
+ * The commit also checks, at the versions read, every agent whose state a requeue relied on, so a sweep planned from
+ * agents read before one of them re-registered (and claimed again) is refused and re-planned.
  */
 import type { CommitOp, Json } from '../adapters/LeaseStore.js';
 import type { ElectionClock } from '../clock.js';
@@ -120,6 +122,8 @@ export class Sweeper {
         // Check-only: the lease is still exactly the one we just read as ours at `epoch`.
         { key: registry.keys.lease, expectedVersion: leaseVersion },
         ...plan.agentWrites.map((w) => ({ key: registry.keys.agent(w.id), expectedVersion: w.expectedVersion, value: w.record as unknown as Json })),
+        // Check-only: each agent whose state the requeues relied on is still the record read (not re-registered).
+        ...plan.agentChecks.map((c) => ({ key: registry.keys.agent(c.id), expectedVersion: c.expectedVersion })),
       ];
       if (plan.board) ops.push({ key: registry.keys.board, expectedVersion: boardVersion, value: plan.board as unknown as Json });
       await this.options.beforeCommit?.(ops);

@@ -97,6 +97,7 @@ describe('planSweep', () => {
       board: board(),
     });
     expect(plan.agentWrites).toHaveLength(1);
+    expect(plan.agentChecks).toEqual([]); // the holder is already version-checked by its own write
     expect(plan.agentWrites[0]).toMatchObject({ id: 'dead', expectedVersion: '1', record: { state: 'stale', staleMark: { by: 'o1', epoch: 7, silentForMs: 700 } } });
     expect(plan.requeued.map((r) => r.taskId)).toEqual(['x', 'y']);
     expect(plan.board!.tasks.x).toMatchObject({ state: 'queued', claimedBy: null, claimToken: 1, requeues: 1 });
@@ -124,10 +125,16 @@ describe('planSweep', () => {
     b = { ...b, tasks: { ...b.tasks, z: { ...b.tasks.z!, state: 'queued', claimedBy: null, assignee: 'ghost' } } };
     const plan = planSweep({ leader, now: 0, at: AT, staleAfterMs: 600, liveness: new Map(), agents: [{ record: gone, version: '1' }], board: b });
     expect(plan.agentWrites).toEqual([]);
+    // The plan relied on 'dead' being gone and 'ghost' not existing: the commit checks both at what was read.
+    expect(plan.agentChecks).toEqual([
+      { id: 'dead', expectedVersion: '1' },
+      { id: 'ghost', expectedVersion: null },
+    ]);
     expect(plan.board!.tasks.x!.handoff!.reason).toBe('deregistered');
     expect(plan.board!.tasks.z!.assignee).toBeNull();
     const quiet = planSweep({ leader, now: 0, at: AT, staleAfterMs: 600, liveness: new Map(), agents: [], board: undefined });
     expect(quiet.agentWrites).toEqual([]);
+    expect(quiet.agentChecks).toEqual([]);
     expect(quiet.board).toBeUndefined();
   });
 });

@@ -1,0 +1,93 @@
+/**
+ * A sweep decides requeues from agent states it read before the board. If an agent it read as stale re-registers
+ * and claims a task in between, the board the sweep then reads shows that task claimed by an agent it believes
+ * stale; the commit must be refused (the agent's record changed) so the live agent keeps its claim.
+ */
+import { describe, expect, it } from 'vitest';
+import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../src/adapters/LeaseStore.js';
+import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
+import { AgentRegistry } from '../../src/agents/registry.js';
+import { Sweeper } from '../../src/agents/sweeper.js';
+import { leaseKey } from '../../src/machines/leaseRecord.js';
+import { TestClock } from '../../src/TestClock.js';
+import { tasks } from './helpers.js';
+
+const ELECTION = 's';
+const STALE_AFTER = 600;
+
+/** Delegates to the shared store; runs `beforeRead` once, before the next read of `key` is answered. */
+class InterleavingStore implements LeaseStore {
+  readonly kind = 'interleaving';
+  private hook: { key: string; run: () => Promise<void> } | undefined;
+  constructor(private readonly inner: MemoryLeaseStore) {}
+  get capabilities() {
+    return this.inner.capabilities;
+  }
+  beforeNextRead(key: string, run: () => Promise<void>): void {
+    this.hook = { key, run };
+  }
+  async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
+    const hook = this.hook;
+    if (hook && hook.key === key) {
+      this.hook = undefined;
+      await hook.run();
+    }
+    return this.inner.read(key, options);
+  }
+  compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
+    return this.inner.compareAndSet(key, expectedVersion, value, options);
+  }
+  commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
+    return this.inner.commit(ops, options);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('sweep commit checks the agents its requeues relied on', () => {
+  it('does not requeue a task claimed by an agent that re-registered after the sweep read it as stale', async () => {
+    const clock = new TestClock();
+    const shared = new MemoryLeaseStore();
+    shared.commitSync([{ key: leaseKey(ELECTION), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 60_000, renewals: 0 } }]);
+    const agentSide = new AgentRegistry(shared, ELECTION, clock);
+    const link = new InterleavingStore(shared);
+    const registry = new AgentRegistry(link, ELECTION, clock);
+    const commits: CommitOp[][] = [];
+    const sweeper = new Sweeper({
+      registry,
+      clock,
+      nodeId: 'o1',
+      staleAfterMs: STALE_AFTER,
+      sweepIntervalMs: 200,
+      beforeCommit: (ops) => {
+        commits.push([...ops]);
+      },
+    });
+    const x = { id: 'x', role: 'builder', capabilities: ['build'] };
+
+    // x registers, then goes silent and is marked stale by a sweep.
+    await agentSide.register(x);
+    await sweeper.observe();
+    await clock.advance(STALE_AFTER + 100);
+    expect((await sweeper.sweepOnce(1)).kind).toBe('applied');
+    expect((await agentSide.readAgent('x'))!.record.state).toBe('stale');
+    await agentSide.submitTasks(tasks(1));
+
+    // The next sweep reads the agents (x stale); before it reads the board, x restarts and claims t1.
+    let claimToken: number | undefined;
+    link.beforeNextRead(registry.keys.board, async () => {
+      await agentSide.register(x);
+      claimToken = (await agentSide.claim('x'))?.claimToken;
+    });
+    const outcome = await sweeper.sweepOnce(1);
+    expect(claimToken).toBeDefined();
+
+    // The first attempt planned to requeue t1 from "stale" x, with a check on x's record; it was refused, and the
+    // re-read found x active: nothing to do.
+    expect(outcome.kind).toBe('noop');
+    const { board } = await agentSide.readBoard();
+    expect(board.tasks.t1).toMatchObject({ state: 'claimed', claimedBy: 'x', claimToken, requeues: 0 });
+    expect((await agentSide.readAgent('x'))!.record.state).toBe('active');
+    expect(commits.at(-1)).toContainEqual({ key: registry.keys.agent('x'), expectedVersion: expect.any(String) });
+    await expect(agentSide.complete('x', 't1', claimToken!, { ok: true })).resolves.toMatchObject({ state: 'completed', completedBy: 'x' });
+  });
+});
