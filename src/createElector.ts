@@ -195,6 +195,21 @@ export function createElector(input: ElectorOptions = {}): Elector {
     return settled;
   };
 
+  /**
+   * Winds leader work down, then sends the step-down event in the same synchronous block as the final check. A term
+   * that began while we awaited (an acquisition landing mid-resign) is wound down too, so a release never lets a
+   * successor overlap work this node started.
+   */
+  const stepDown = async (type: 'STOP' | 'RESIGN'): Promise<void> => {
+    let release = true;
+    for (;;) {
+      const generation = term.generation;
+      release = (await windDownWork()) && release;
+      if (term.generation === generation || !actor.getSnapshot().matches('leader')) break;
+    }
+    actor.send({ type, release });
+  };
+
   const whenState = (predicate: () => boolean): Promise<void> =>
     new Promise((resolve) => {
       if (predicate()) return resolve();
@@ -231,8 +246,7 @@ export function createElector(input: ElectorOptions = {}): Elector {
         actor.start();
       }
       if (actor.getSnapshot().status === 'active') {
-        const release = await windDownWork();
-        actor.send({ type: 'STOP', release });
+        await stepDown('STOP');
         await whenState(() => actor.getSnapshot().status !== 'active');
       }
       unwatch?.();
@@ -242,8 +256,7 @@ export function createElector(input: ElectorOptions = {}): Elector {
     },
     async resign() {
       if (actor.getSnapshot().status !== 'active') return;
-      const release = await windDownWork();
-      actor.send({ type: 'RESIGN', release });
+      await stepDown('RESIGN');
       await whenState(() => {
         const s = actor.getSnapshot();
         return s.status !== 'active' || !(s.matches('leader') || s.matches('candidate') || s.matches({ follower: 'releasing' }));
@@ -264,7 +277,7 @@ export function createElector(input: ElectorOptions = {}): Elector {
     },
     whileLeader(work) {
       works.add(work);
-      term.startLate(work);
+      if (isLeader()) term.startLate(work);
       return () => works.delete(work);
     },
   };
@@ -294,6 +307,8 @@ class LeaderTerm {
   private controller: AbortController | undefined;
   private token: number | undefined;
   private readonly running = new Set<Promise<unknown>>();
+  /** Rises each time a term begins. */
+  generation = 0;
 
   constructor(
     private readonly logger: Logger,
@@ -332,6 +347,7 @@ class LeaderTerm {
 
   private begin(token: number, works: Set<LeaderWork>): void {
     this.abort();
+    this.generation += 1;
     this.controller = new AbortController();
     this.token = token;
     for (const work of works) this.run(work, token, this.controller.signal);
@@ -339,7 +355,8 @@ class LeaderTerm {
 
   private run(work: LeaderWork, token: number, signal: AbortSignal): void {
     const promise = Promise.resolve()
-      .then(() => work({ token, signal }))
+      // The term may already be over by the time this microtask runs: never start work for a term that ended.
+      .then(() => (signal.aborted ? undefined : work({ token, signal })))
       .catch((err: unknown) => {
         if (!signal.aborted) this.logger.error({ ...this.fields, epoch: token, err }, 'leader work failed');
       })

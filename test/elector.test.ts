@@ -248,6 +248,70 @@ describe('several electors on one store', () => {
     expect(shared.readSync(leaseKey('test'))!.value).toMatchObject({ holder: null, epoch: 1 });
   });
 
+  it('drops a reply that arrives after its request timed out', async () => {
+    const { clock, electors, links } = cluster(1);
+    links[0]!.slow = { clock, delayMs: 500 };
+    links[0]!.plan.push({ op: 'write', mode: 'slow' }); // the acquisition is applied, its reply comes at 500 ms
+    await startAll(electors, clock);
+    await clock.advance(200); // request timeout: back to following
+    expect(electors[0]!.state()).toBe('follower');
+    await clock.advance(350); // the late "written" reply has arrived by now and must change nothing
+    expect(electors[0]!.state()).toBe('follower');
+    expect(electors[0]!.fencingToken()).toBeUndefined();
+    expect(electors[0]!.actor.getSnapshot().context.epoch).toBeUndefined();
+  });
+
+  it('resign() racing an acquisition that lands first winds down the new term before releasing', async () => {
+    const { clock, electors, shared, links } = cluster(1);
+    let workRunning = false;
+    const releases: boolean[] = [];
+    const commit = shared.commitSync.bind(shared);
+    shared.commitSync = (ops) => {
+      if (ops.some((op) => (op.value as { holder?: unknown } | undefined)?.holder === null)) releases.push(workRunning);
+      return commit(ops);
+    };
+    electors[0]!.whileLeader(async ({ signal }) => {
+      workRunning = true;
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve())));
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, 50)); // cleanup takes a while
+      workRunning = false;
+    });
+    links[0]!.plan.push({ op: 'write', mode: 'drop-reply' }); // the acquisition is applied; we deliver its reply by hand
+    await startAll(electors, clock);
+    expect(electors[0]!.state()).toBe('candidate');
+    const { requestId } = electors[0]!.actor.getSnapshot().context;
+    const resigned = electors[0]!.resign(); // sees a candidate, and awaits...
+    electors[0]!.actor.send({ type: 'lease.written', requestId, version: shared.readSync(leaseKey('test'))!.version });
+    expect(electors[0]!.state()).toBe('leader'); // ...while the acquisition lands
+    let done = false;
+    void resigned.then(() => {
+      done = true;
+    });
+    for (let i = 0; i < 100 && !done; i++) await clock.advance(10);
+    expect(done).toBe(true);
+    expect(releases).toEqual([false]); // released exactly once, and never while leader work ran
+    expect(electors[0]!.state()).toBe('follower');
+  });
+
+  it('a follower does not lend the age of a record to a different record under the same version string', async () => {
+    const { clock, electors, shared } = cluster(1);
+    shared.commitSync([{ key: leaseKey('test'), expectedVersion: null, value: { holder: 'x', epoch: 5, leaseDurationMs: 1500, renewals: 0 } }]);
+    await startAll(electors, clock);
+    await clock.advance(1400); // watched "x" for 1400 ms
+    const version = shared.readSync(leaseKey('test'))!.version;
+    // The store loses its data and hands the same version string to y's fresh record.
+    const forged = new MemoryLeaseStore();
+    forged.commitSync([{ key: leaseKey('test'), expectedVersion: null, value: { holder: 'y', epoch: 6, leaseDurationMs: 1500, renewals: 0 } }]);
+    const original = shared.readSync.bind(shared);
+    shared.readSync = (key: string) => {
+      const entry = original(key);
+      return entry && { ...entry, version, value: { holder: 'y', epoch: 6, leaseDurationMs: 1500, renewals: 0 } };
+    };
+    await clock.advance(400); // 1800 ms after first seeing "x", but only ~400 ms after first seeing y's record
+    expect(electors[0]!.state()).toBe('follower');
+    shared.readSync = original;
+  });
+
   it('times out a hanging store call and ignores its late reply', async () => {
     const { clock, electors, links, logs } = cluster(1);
     links[0]!.mode = 'hang';

@@ -171,7 +171,15 @@ export const electionMachine = setup({
       }
       const version = event.entry?.version ?? null;
       const previous = context.observation;
-      const firstSeenAt = previous && previous.version === version ? previous.firstSeenAt : context.clock.now();
+      // Same version *and* same content: a store that lost its data may hand out a version string again, and a
+      // record seen before the loss must not lend its age to a different record that now carries it.
+      const unchanged =
+        previous !== undefined &&
+        previous.version === version &&
+        previous.record?.holder === record?.holder &&
+        previous.record?.epoch === record?.epoch &&
+        previous.record?.renewals === record?.renewals;
+      const firstSeenAt = unchanged ? previous.firstSeenAt : context.clock.now();
       const entry = event.entry;
       const storeSaysExpired =
         context.trustStoreClock &&
