@@ -33,15 +33,7 @@ export interface Observation {
   readonly storeSaysExpired: boolean;
 }
 
-export interface ElectionContext {
-  readonly election: string;
-  readonly nodeId: string;
-  readonly key: string;
-  readonly timing: TimingOptions;
-  readonly onStale: StalePolicy;
-  readonly trustStoreClock: boolean;
-  readonly clock: ElectionClock;
-  readonly logger: Logger;
+export interface ElectionContext extends Omit<ElectionInput, 'standing'> {
   standing: boolean;
   stopRequested: boolean;
   observation: Observation | undefined;
