@@ -5,14 +5,18 @@ import { InvalidOptionsError, type OptionIssue } from './errors.js';
  * Timing options shared by the machine, the elector and the simulator.
  * Defaults follow client-go's leaderelection (15 s / 10 s / 2 s).
  */
+/** Node timers overflow above 2³¹−1 ms (about 24.8 days) and fire after 1 ms instead. */
+const MAX_TIMER_MS = 2_147_483_647;
+const durationMs = () => z.number().int().positive().max(MAX_TIMER_MS);
+
 export const timingSchema = z.object({
-  leaseDurationMs: z.number().int().positive().default(15_000),
-  renewDeadlineMs: z.number().int().positive().default(10_000),
-  retryPeriodMs: z.number().int().positive().default(2_000),
+  leaseDurationMs: durationMs().default(15_000),
+  renewDeadlineMs: durationMs().default(10_000),
+  retryPeriodMs: durationMs().default(2_000),
   /** The largest rate at which any node's monotonic clock may run fast or slow (0.01 = 1 %). */
   maxDriftRate: z.number().min(0).max(0.5).default(0.01),
   /** Bound on each store call; defaults to retryPeriodMs. A leader's calls are further cut to its time left. */
-  requestTimeoutMs: z.number().int().positive().optional(),
+  requestTimeoutMs: durationMs().optional(),
 });
 
 export type TimingOptions = Omit<z.output<typeof timingSchema>, 'requestTimeoutMs'> & { requestTimeoutMs: number };

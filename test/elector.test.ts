@@ -530,6 +530,15 @@ describe('options', () => {
     expect(createElector({ ...unsafe, unsafeSkipTimingValidation: true }).state()).toBe('follower');
   });
 
+  it('rejects durations a timer cannot hold', () => {
+    try {
+      createElector({ store: new MemoryLeaseStore(), leaseDurationMs: 2 ** 31 * 2, renewDeadlineMs: 2 ** 31, retryPeriodMs: 1000 });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as InvalidOptionsError).issues).toContainEqual(expect.objectContaining({ path: 'leaseDurationMs', code: 'too_big', maximum: 2_147_483_647 }));
+    }
+  });
+
   it('reports zod-style issues with code and minimum', () => {
     try {
       createElector({ store: new MemoryLeaseStore(), leaseDurationMs: -5, election: 'bad name!' });

@@ -77,13 +77,22 @@ describe('FileLeaseStore: files on disk', () => {
     await store.compareAndSet('a', v1, { n: 3 });
     expect((await stat(join(dir, 'nested', 'deeper'))).mode & 0o777).toBe(0o700);
     expect((await stat(statePath)).mode & 0o777).toBe(0o600);
+    const first = Number(v1);
     expect(JSON.parse(await readFile(statePath, 'utf8'))).toEqual({
       format: 'fenced-leader/v1',
-      nextVersion: 4,
-      entries: { a: { value: { n: 3 }, version: '3' }, b: { value: { n: 2 }, version: v2 } },
+      nextVersion: first + 3,
+      entries: { a: { value: { n: 3 }, version: String(first + 2) }, b: { value: { n: 2 }, version: v2 } },
     });
     // No temp file, lock or break guard is left behind.
     expect(await readdir(join(dir, 'nested', 'deeper'))).toEqual(['orchestrator-state.json']);
+  });
+
+  it('never reissues a version after the state file was deleted', async () => {
+    const store = open();
+    const before = await store.compareAndSet('k', null, { n: 1 });
+    await rm(statePath);
+    const after = await store.compareAndSet('k', null, { n: 2 });
+    expect(Number(after)).toBeGreaterThan(Number(before));
   });
 
   it('keeps versions rising across keys and across store instances, so a version never repeats', async () => {

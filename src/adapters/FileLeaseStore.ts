@@ -262,7 +262,10 @@ export class FileLeaseStore implements LeaseStore {
       handle = await fsp.open(this.path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
     } catch (err) {
       const code = errnoCode(err);
-      if (code === 'ENOENT') return { nextVersion: 1, entries: new Map() };
+      // A fresh file starts its counter at the wall clock in microseconds, not at 1: a file that was deleted (or
+      // restored from an old copy) must not hand out a version it already gave a different record, which would let
+      // a compare-and-set — a FenceGuard's or a follower's — succeed against the wrong record.
+      if (code === 'ENOENT') return { nextVersion: Date.now() * 1000, entries: new Map() };
       if (code === 'ELOOP') throw new CorruptStateError(this.path, 'it is a symbolic link, not a regular file', { cause: err });
       throw this.unavailable(`cannot open ${this.path} (${code ?? String(err)})`, err);
     }
