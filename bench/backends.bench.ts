@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { percentile } from '../sim/stats.js';
 import { FileLeaseStore } from '../src/adapters/FileLeaseStore.js';
 import type { LeaseStore } from '../src/adapters/LeaseStore.js';
 import { createElector, type Elector } from '../src/createElector.js';
@@ -76,8 +77,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
 function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return percentile([...values].sort((a, b) => a - b), q * 100);
 }
 
 async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<number> {

@@ -50,3 +50,9 @@ export function summarize(trace: readonly TraceLine[]): RunStats {
     rejectedWrites: rejected,
   };
 }
+
+/** Nearest-rank percentile (p in 0–100) of an ascending array; NaN when empty. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}

@@ -18,3 +18,8 @@ export const realClock: ElectionClock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
 };
+
+/** The injected wall clock as ISO 8601, for records operators read; it never decides anything. */
+export function wallIso(clock: Pick<ElectionClock, 'wallNow'>): string {
+  return new Date(clock.wallNow()).toISOString();
+}

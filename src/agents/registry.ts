@@ -3,7 +3,7 @@
  * retried on `CasMismatchError` after reading again. All decisions come from logic.ts; all time from the clock.
  */
 import type { CommitOp, Json, LeaseStore, StoreEntry } from '../adapters/LeaseStore.js';
-import type { ElectionClock } from '../clock.js';
+import { type ElectionClock, wallIso } from '../clock.js';
 import { CasMismatchError, NotLeaderError } from '../errors.js';
 import { type LeaseRecord, leaseRecordSchema } from '../machines/leaseRecord.js';
 import { AgentNotActiveError, ContentionError, DuplicateTaskError, MalformedRecordError, UnknownAgentError } from './errors.js';
@@ -38,12 +38,6 @@ import {
   type TaskRecord,
   taskBoardSchema,
 } from './schema.js';
-
-/** Formats the injected wall clock for records; it never decides anything. */
-export function isoAt(clock: ElectionClock): string {
-  // biome-ignore lint/style/noRestrictedGlobals: formats the injected wall-clock reading; reads no ambient time.
-  return new Date(clock.wallNow()).toISOString();
-}
 
 export const MAX_ATTEMPTS = 16;
 
@@ -164,7 +158,7 @@ export class AgentRegistry {
     const releasePrevious = options.releasePrevious ?? true;
     return this.retry('register', async () => {
       const [{ index, version: indexVersion }, existing] = [await this.readIndex(), await this.readAgent(identity.id)];
-      const at = isoAt(this.clock);
+      const at = wallIso(this.clock);
       const record = registerRecord(existing?.record, identity, at);
       const ops: CommitOp[] = [{ key: this.keys.agent(identity.id), expectedVersion: existing?.version ?? null, value: record as unknown as Json }];
       if (!index.ids.includes(identity.id)) ops.push({ key: this.keys.index, expectedVersion: indexVersion, value: { ids: [...index.ids, identity.id] } });
@@ -193,7 +187,7 @@ export class AgentRegistry {
       if (!current) throw new UnknownAgentError(id);
       if (current.record.state !== 'active') throw new AgentNotActiveError(id, current.record.state);
       checkIncarnation(current.record, session);
-      const record = heartbeatRecord(current.record, isoAt(this.clock));
+      const record = heartbeatRecord(current.record, wallIso(this.clock));
       try {
         const version = await this.store.compareAndSet(this.keys.agent(id), current.version, record as unknown as Json);
         return { record, version };
@@ -210,7 +204,7 @@ export class AgentRegistry {
       const agent = await this.readAgent(id);
       if (!agent) throw new UnknownAgentError(id);
       const { board, version: boardVersion } = await this.readBoard();
-      const at = isoAt(this.clock);
+      const at = wallIso(this.clock);
       const ops: CommitOp[] = [{ key: this.keys.agent(id), expectedVersion: agent.version, value: deregisterRecord(agent.record, at) as unknown as Json }];
       const note = handoffFor('deregistered', agent.record, { nodeId: by, epoch: 0 }, at);
       const released = releaseClaimsOf(board, id, { ...note, note: `released by agent ${id} on deregistering` });
@@ -234,7 +228,7 @@ export class AgentRegistry {
       checkIncarnation(agent.record, session);
       const read = await this.readBoard();
       let board = read.board;
-      const at = isoAt(this.clock);
+      const at = wallIso(this.clock);
       let releasedUnknown = false;
       if (session.holds) {
         const unknown = unknownClaimsOf(board, agentId, session.holds);
@@ -269,7 +263,7 @@ export class AgentRegistry {
       const { board, version } = await this.readBoard();
       const unknown = new Set(unknownClaimsOf(board, agentId, session.holds).map((t) => t.id));
       if (unknown.size === 0) return [];
-      const released = releaseClaimsOf(board, agentId, this.releaseNote(agent.record, isoAt(this.clock)), (t) => unknown.has(t.id));
+      const released = releaseClaimsOf(board, agentId, this.releaseNote(agent.record, wallIso(this.clock)), (t) => unknown.has(t.id));
       await this.store.commit([
         { key: this.keys.agent(agentId), expectedVersion: agent.version },
         { key: this.keys.board, expectedVersion: version, value: released.board as unknown as Json },
@@ -293,7 +287,7 @@ export class AgentRegistry {
       const { board, version } = await this.readBoard();
       const done = board.tasks[taskId];
       if (done && done.state === 'completed' && done.completedBy === agentId && done.completedToken === claimToken) return done;
-      const next = completeTask(board, taskId, agentId, claimToken, result, isoAt(this.clock));
+      const next = completeTask(board, taskId, agentId, claimToken, result, wallIso(this.clock));
       await this.store.compareAndSet(this.keys.board, version, next as unknown as Json);
       return next.tasks[taskId]!;
     });
@@ -304,7 +298,7 @@ export class AgentRegistry {
     await this.retry('submitTasks', async () => {
       const { board, version } = await this.readBoard();
       for (const task of tasks) if (board.tasks[task.id]) throw new DuplicateTaskError(task.id);
-      await this.store.compareAndSet(this.keys.board, version, addTasks(board, tasks, isoAt(this.clock)) as unknown as Json);
+      await this.store.compareAndSet(this.keys.board, version, addTasks(board, tasks, wallIso(this.clock)) as unknown as Json);
     });
   }
 
@@ -341,7 +335,7 @@ export class AgentRegistry {
         to: input.to ?? null,
         by: leader.nodeId,
         epoch: leader.epoch,
-        at: isoAt(this.clock),
+        at: wallIso(this.clock),
       };
       await this.store.commit([
         { key: this.keys.lease, expectedVersion: lease.version },

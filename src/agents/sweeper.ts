@@ -7,11 +7,11 @@
  * agents read before one of them re-registered (and claimed again) is refused and re-planned.
  */
 import type { CommitOp, Json } from '../adapters/LeaseStore.js';
-import type { ElectionClock } from '../clock.js';
+import { type ElectionClock, wallIso } from '../clock.js';
 import { CasMismatchError, NotLeaderError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type SweepPlan, type VersionedAgent } from './logic.js';
-import { type AgentRegistry, isoAt, MAX_ATTEMPTS } from './registry.js';
+import { type AgentRegistry, MAX_ATTEMPTS } from './registry.js';
 
 export type SweepOutcome =
   | { readonly kind: 'applied'; readonly plan: SweepPlan; readonly epoch: number; readonly attempts: number }
@@ -111,7 +111,7 @@ export class Sweeper {
       const plan = planSweep({
         leader,
         now: clock.now(),
-        at: isoAt(clock),
+        at: wallIso(clock),
         staleAfterMs,
         liveness: this.liveness,
         agents,

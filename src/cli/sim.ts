@@ -5,6 +5,7 @@ import { simulateAgents } from '../../sim/agents.js';
 import { runCampaign, type ScenarioOutcome } from '../../sim/campaign.js';
 import { defaultCheckers } from '../../sim/checkers.js';
 import { FAULT_CLASSES, type FaultClass, type GenerateOptions, generateScenario } from '../../sim/scenario.js';
+import { percentile } from '../../sim/stats.js';
 import { formatTrace } from '../../sim/trace.js';
 
 export const scenarioArgs = {
@@ -113,11 +114,6 @@ export function generateFlags(v: Values): string {
   }
   for (const k of ['break-assumptions', 'no-fencing', 'unsafe-timing'] as const) if (v[k]) out.push(`--${k}`);
   return out.join(' ');
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 export async function run(argv: string[]): Promise<number> {

@@ -1,6 +1,6 @@
 import { and, assign, cancel, fromCallback, not, raise, setup } from 'xstate';
 import type { StoreEntry } from '../adapters/LeaseStore.js';
-import type { ElectionClock } from '../clock.js';
+import { type ElectionClock, wallIso } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { TimingOptions } from '../options.js';
 import { type LeaseRecord, parseLeaseRecord } from './leaseRecord.js';
@@ -103,11 +103,6 @@ function parseRecord(entry: StoreEntry | undefined): LeaseRecord | undefined | E
   return parsed.success ? parsed.data : new Error(`malformed lease record: ${parsed.error.message}`);
 }
 
-function isoWall(context: ElectionContext): string {
-  // biome-ignore lint/style/noRestrictedGlobals: formats the injected wall-clock reading; reads no ambient time.
-  return new Date(context.clock.wallNow()).toISOString();
-}
-
 export const electionMachine = setup({
   types: {
     context: {} as ElectionContext,
@@ -199,7 +194,7 @@ export const electionMachine = setup({
     }),
     prepareAcquire: assign(({ context }) => {
       const epoch = Math.max(context.observation?.record?.epoch ?? 0, context.highestEpochSeen) + 1;
-      const now = isoWall(context);
+      const now = wallIso(context.clock);
       const record: LeaseRecord = {
         holder: context.nodeId,
         epoch,
@@ -214,7 +209,7 @@ export const electionMachine = setup({
       heldRecord: context.heldRecord && {
         ...context.heldRecord,
         renewals: context.heldRecord.renewals + 1,
-        renewedAt: isoWall(context),
+        renewedAt: wallIso(context.clock),
       },
     })),
     extendDeadline: assign(({ context, event }) => {
@@ -332,7 +327,7 @@ export const electionMachine = setup({
               requestId: context.requestId,
               key: context.key,
               expectedVersion: context.heldVersion,
-              record: { ...context.heldRecord!, holder: null, renewedAt: isoWall(context) },
+              record: { ...context.heldRecord!, holder: null, renewedAt: wallIso(context.clock) },
               purpose: 'release' as const,
             }),
           },
