@@ -6,7 +6,8 @@ import { buildViewerHtml } from '../inspect/viewer.js';
 const USAGE = `usage: fenced-leader view FILE [--out OUT.html] [--title TEXT] [--serve [--port N]]
 
 Turns a trace (simulator --trace output, or an inspect recording) into one self-contained HTML page and prints its
-path. With --serve, serves the page on http://127.0.0.1:PORT/ instead (default port: any free one) until interrupted.`;
+path. With --serve, serves the page on http://127.0.0.1:PORT/ instead (loopback only; default or --port 0: any free
+port), prints that URL, and runs until SIGINT (Ctrl-C) or SIGTERM.`;
 
 export function defaultOutPath(file: string): string {
   const stripped = file.replace(/\.(jsonl|ndjson|json|trace|log)$/i, '');
@@ -63,25 +64,64 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (out) writeFileSync(resolve(out), html);
+  return servePage(html, port);
+}
+
+/**
+ * Serves `html` on http://127.0.0.1:PORT/ (loopback only; port 0 = any free one), prints the URL once listening, and
+ * resolves 0 on SIGINT/SIGTERM after closing the server and every connection (a client that stopped reading cannot
+ * hold the process open), or 1 if it cannot listen.
+ */
+export async function servePage(html: string, port: number, log: (line: string) => void = console.log): Promise<number> {
   const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url !== '/' && req.url !== '/index.html')) {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || (req.url !== '/' && req.url !== '/index.html')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(html);
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    res.end(req.method === 'HEAD' ? undefined : html);
   });
-  await new Promise<void>((done, fail) => {
-    server.once('error', fail);
-    server.listen(port, '127.0.0.1', () => done());
+  // Signal handlers go in before the URL is printed: whoever reads the URL may interrupt at once.
+  let signalled = false;
+  let listening = false;
+  let onStop: () => void = () => {};
+  const stopped = new Promise<void>((done) => {
+    onStop = done;
   });
+  const stop = () => {
+    signalled = true;
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    if (!listening) return; // still starting: stopped once listen() settles
+    server.close(() => onStop());
+    server.closeAllConnections();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  try {
+    await new Promise<void>((done, fail) => {
+      server.once('error', fail);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', fail);
+        done();
+      });
+    });
+  } catch (err) {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    console.error(`cannot listen on 127.0.0.1:${port}: ${(err as Error).message}`);
+    return 1;
+  }
+  listening = true;
+  if (signalled) {
+    stop();
+    await stopped;
+    return 0;
+  }
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : port;
-  console.log(`http://127.0.0.1:${actual}/`);
-  await new Promise<void>((done) => {
-    const stop = () => server.close(() => done());
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  log(`http://127.0.0.1:${actual}/`);
+  await stopped;
   return 0;
 }
 
