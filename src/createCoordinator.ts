@@ -9,7 +9,7 @@ import type { InspectionEvent, Observer } from 'xstate';
 import { z } from 'zod';
 import { FileLeaseStore } from './adapters/FileLeaseStore.js';
 import type { LeaseStore } from './adapters/LeaseStore.js';
-import { type ClaimFilter, judgeAgent, type NewTask, type RespawnRequest, silentForMs } from './agents/logic.js';
+import { type ClaimFilter, judgeAgent, type NewTask, type RespawnPolicy, type RespawnRequest, silentForMs } from './agents/logic.js';
 import { type OrchestratorState, orchestratorStateFrom } from './agents/orchestratorState.js';
 import { AgentRegistry } from './agents/registry.js';
 import { type AgentRecord, type AgentState, electionNameSchema, type HandoffNote, idSchema, type StaleMark, type TaskRecord } from './agents/schema.js';
@@ -35,6 +35,23 @@ const coordinatorOptionsSchema = timingSchema
     staleAfterMs: z.number().int().positive().default(10_000),
     /** How often every node reads the agents, and the longest the leader waits between sweeps. */
     sweepIntervalMs: z.number().int().positive().default(1_000),
+    /**
+     * Which stale agents \`onRespawnNeeded\` asks to restart. Default: agents of every role whose claimed tasks the
+     * sweep requeued. \`roles\`: a list of roles (empty: none) or a predicate \`(role, request) => boolean\`; \`idle\`:
+     * also agents that went stale holding no task (default false).
+     */
+    respawn: z
+      .object({
+        roles: z
+          .union([
+            z.array(z.string().min(1).max(200)),
+            z.custom<(role: string, request: RespawnRequest) => boolean>((v) => typeof v === 'function', 'a list of roles or a predicate (role, request) => boolean'),
+          ])
+          .optional(),
+        idle: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     /** Test/simulator hook: called before each sweep commit (see Sweeper). */
     beforeSweepCommit: z.custom<(ops: readonly unknown[]) => Promise<void> | void>((v) => typeof v === 'function').optional(),
   })
@@ -85,7 +102,10 @@ export interface Coordinator {
   agentStatus(): Promise<AgentStatus[]>;
   /** Leader only: records why an agent's work moves and to whom, at the current epoch. */
   setHandoff(agentId: string, note: string | { note: string; to?: string | null }): Promise<HandoffNote>;
-  /** Fired on the leader only, after a sweep marked an agent stale and requeued its work in one commit. */
+  /**
+   * Fired on the leader only, after a sweep requeued the work of an agent it found stale (in the same commit that
+   * marked it), for the roles `options.respawn.roles` selects; for idle stale agents too with `respawn.idle`.
+   */
   onRespawnNeeded(handler: RespawnHandler): () => void;
   submitTasks(tasks: readonly NewTask[]): Promise<void>;
   tasks(): Promise<TaskRecord[]>;
@@ -147,7 +167,25 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
     }
   };
 
+  // A throwing role predicate must not break the sweep: it counts as "do not respawn" and is logged.
+  const roles = options.respawn.roles;
+  const respawn: RespawnPolicy = {
+    idle: options.respawn.idle,
+    roles:
+      typeof roles === 'function'
+        ? (role, request) => {
+            try {
+              return roles(role, request) === true;
+            } catch (err) {
+              logger.error({ nodeId, agent: request.agentId, role, err }, 'respawn.roles predicate threw; not requesting a respawn');
+              return false;
+            }
+          }
+        : roles,
+  };
+
   const sweeper = new Sweeper({
+    respawn,
     registry,
     clock,
     nodeId,

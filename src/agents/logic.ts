@@ -251,13 +251,46 @@ export interface SweepInput {
   readonly liveness: Liveness;
   readonly agents: readonly VersionedAgent[];
   readonly board: TaskBoard | undefined;
+  /** Which stale agents the plan asks to respawn (default: every role, only agents whose work this sweep requeued). */
+  readonly respawn?: RespawnPolicy | undefined;
+}
+
+/**
+ * Which stale agents a sweep asks to restart (`RespawnRequest`s, delivered by `onRespawnNeeded` on the leader).
+ *
+ * By default a request is raised for an agent this sweep found stale and whose claimed tasks it requeued, for every
+ * role: its work moved elsewhere and its process is presumed dead. An agent that went stale holding nothing raises
+ * none unless `idle` is set: there is no work to move, and it may be a paused process that will come back on its own
+ * (its heartbeat then finds it stale and it re-registers), so respawning it could double the pool.
+ */
+export interface RespawnPolicy {
+  /**
+   * Roles whose agents should be restarted: a list (empty: none), or a predicate over the role and the request.
+   * Default: every role.
+   */
+  readonly roles?: readonly string[] | ((role: string, request: RespawnRequest) => boolean) | undefined;
+  /**
+   * Also request a respawn for an agent marked stale by this sweep while it held no task (a fixed-size pool that
+   * must keep its capacity). Default false.
+   */
+  readonly idle?: boolean | undefined;
+}
+
+/** Whether `request` passes the role filter of `policy`. */
+export function respawnWanted(policy: RespawnPolicy | undefined, request: RespawnRequest): boolean {
+  const roles = policy?.roles;
+  if (roles === undefined) return true;
+  return typeof roles === 'function' ? roles(request.role, request) : roles.includes(request.role);
 }
 
 export interface RespawnRequest {
   readonly agentId: string;
   readonly role: string;
   readonly capabilities: readonly string[];
-  /** Tasks taken from this agent and requeued in the same commit that marked it stale. */
+  /**
+   * Tasks taken from this agent and requeued by this sweep (in the same commit that marked it stale, or that found
+   * it already stale). Empty only for an idle agent under `RespawnPolicy.idle`.
+   */
   readonly requeuedTaskIds: readonly string[];
   readonly epoch: number;
   readonly silentForMs: number;
@@ -343,15 +376,27 @@ export function planSweep(input: SweepInput): SweepPlan {
     board = boardChanged ? { ...board, tasks } : undefined;
   }
 
-  const respawns: RespawnRequest[] = [...newlyStale.values()].map(({ record, silentMs }) => ({
-    agentId: record.id,
-    role: record.role,
-    capabilities: record.capabilities,
-    requeuedTaskIds: requeuedBy.get(record.id) ?? [],
-    epoch: leader.epoch,
-    silentForMs: Math.round(silentMs),
-    handoff: notes.get(record.id) ?? handoffFor('stale', record, leader, at, silentMs),
-  }));
+  // Respawns: stale agents (marked now or earlier) whose work this sweep requeued; with `idle`, also those marked
+  // now that held nothing. Deregistered agents left on purpose, and an unknown holder has no role to restart.
+  const respawns: RespawnRequest[] = [];
+  for (const { record: read } of input.agents) {
+    const record = byId.get(read.id)!;
+    if (record.state !== 'stale') continue;
+    const requeuedTaskIds = requeuedBy.get(record.id) ?? [];
+    const marked = newlyStale.get(record.id);
+    if (requeuedTaskIds.length === 0 && !(marked && input.respawn?.idle === true)) continue;
+    const silentMs = marked?.silentMs ?? silentForMs(liveness.get(record.id), now);
+    const request: RespawnRequest = {
+      agentId: record.id,
+      role: record.role,
+      capabilities: record.capabilities,
+      requeuedTaskIds,
+      epoch: leader.epoch,
+      silentForMs: Math.round(silentMs),
+      handoff: notes.get(record.id) ?? handoffFor('stale', record, leader, at, silentMs),
+    };
+    if (respawnWanted(input.respawn, request)) respawns.push(request);
+  }
 
   const written = new Set(agentWrites.map((w) => w.id));
   const agentChecks = boardChanged ? [...reliedOn].filter((id) => !written.has(id)).map((id) => ({ id, expectedVersion: versionOf.get(id) ?? null })) : [];

@@ -10,7 +10,7 @@ import type { CommitOp, Json } from '../adapters/LeaseStore.js';
 import { type ElectionClock, wallIso } from '../clock.js';
 import { CasMismatchError, NotLeaderError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type SweepPlan, type VersionedAgent } from './logic.js';
+import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type RespawnPolicy, type SweepPlan, type VersionedAgent } from './logic.js';
 import { type AgentRegistry, MAX_ATTEMPTS } from './registry.js';
 
 export type SweepOutcome =
@@ -33,6 +33,8 @@ export interface SweeperOptions {
    * that pauses mid-sweep; production code leaves it unset.
    */
   readonly beforeCommit?: (ops: readonly CommitOp[]) => Promise<void> | void;
+  /** Which stale agents a plan asks to respawn (see `RespawnPolicy`; a `roles` predicate must not throw). */
+  readonly respawn?: RespawnPolicy;
   /** Every sweep outcome, for metrics and logs. */
   readonly onOutcome?: (outcome: SweepOutcome) => void;
 }
@@ -116,6 +118,7 @@ export class Sweeper {
         liveness: this.liveness,
         agents,
         board: boardVersion === null ? undefined : board,
+        respawn: this.options.respawn,
       });
       if (isEmptyPlan(plan)) return this.report({ kind: 'noop', epoch });
       const ops: CommitOp[] = [

@@ -57,9 +57,10 @@ export class Worker {
     private readonly world: World,
     private readonly workMs: number,
     private readonly concurrency = 1,
+    role = 'builder',
   ) {
     this.link = new FaultyLink(world.store);
-    this.agent = createAgent({ id, election: 't', role: 'builder', capabilities: ['build'], store: this.link, clock: world.clock, heartbeatIntervalMs: HEARTBEAT });
+    this.agent = createAgent({ id, election: 't', role, capabilities: ['build'], store: this.link, clock: world.clock, heartbeatIntervalMs: HEARTBEAT });
     this.agent.onPresumedDead(() => this.inFlight.clear());
   }
   /** Called by the world every step. */
@@ -112,8 +113,8 @@ export class World {
     return c;
   }
 
-  worker(id: string, workMs = 300, concurrency = 1): Worker {
-    const w = new Worker(id, this, workMs, concurrency);
+  worker(id: string, workMs = 300, concurrency = 1, role = 'builder'): Worker {
+    const w = new Worker(id, this, workMs, concurrency, role);
     this.workers.push(w);
     return w;
   }
