@@ -83,7 +83,12 @@ export interface AgentsModel {
   sweeps: { t: number[]; n: number[]; ok: number[]; ep: number[] };
   /** Orchestrator sweep stalls: node, from, to. */
   stalls: { n: number; a: number; b: number }[];
+  /** The board at the end of the run (the simulator's `final` line): tasks per state, and the unfinished ones. */
+  final: { t: number; counts: Record<string, number>; open: { task: string; state: string; by: string | null }[] } | null;
 }
+
+/** Unfinished tasks listed from the `final` line at most (the rest are counted). */
+const MAX_OPEN_TASKS = 100;
 
 type Json = Record<string, any>;
 
@@ -438,6 +443,7 @@ function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (
     }
   };
   const openStall = new Map<number, number>();
+  let final: AgentsModel['final'] = null;
   for (const line of lines) {
     const t = Number(line.t);
     const inc = typeof line.incarnation === 'number' ? line.incarnation : undefined;
@@ -471,9 +477,18 @@ function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (
         push(t, agentOf(String(line.agent || line.node)), 'complete', line.task, line.token, odd || other ? `completed ${line.task}${odd}${other}` : undefined);
         break;
       }
-      case 'release':
-        push(t, agentOf(String(line.agent || line.node)), 'release', line.task, line.token, `handoff: ${line.task} released by ${line.agent || line.node} (claim token ${line.token}) back to the queue`);
+      case 'release': {
+        const recorded = handoffText(line.detail ?? {});
+        push(
+          t,
+          agentOf(String(line.agent || line.node)),
+          'release',
+          line.task,
+          line.token,
+          `handoff: ${line.task} released by ${line.agent || line.node} (claim token ${line.token}) back to the queue${recorded ? `; note: ${recorded}` : ''}`,
+        );
         break;
+      }
       case 'sweep': {
         const n = nodeOf(String(line.node));
         const ep = typeof line.epoch === 'number' ? line.epoch : -1;
@@ -492,7 +507,10 @@ function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (
           const from = typeof r.from === 'string' ? r.from : null;
           const g = from === null ? -1 : agentOf(from);
           const stale = g >= 0 && openSpan.get(g)?.s === 1;
-          const note = `handoff: ${r.task} requeued by ${by} from ${from ?? '(nobody)'} (claim token ${r.token})${stale ? ` — ${from} is stale` : ''}`;
+          const recorded = handoffText(r);
+          const note =
+            `handoff: ${r.task} requeued by ${by} from ${from ?? '(nobody)'} (claim token ${r.token})${stale ? ` — ${from} is stale` : ''}` +
+            (recorded ? `; note: ${recorded}` : '');
           if (g >= 0) push(t, g, 'requeue', r.task, r.token, note);
         }
         break;
@@ -512,11 +530,36 @@ function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (
         }
         break;
       }
+      case 'final': {
+        const all = line.detail?.tasks;
+        if (!all || typeof all !== 'object') break;
+        const counts: Record<string, number> = {};
+        const open: { task: string; state: string; by: string | null }[] = [];
+        for (const [task, rec] of Object.entries(all as Record<string, Json>)) {
+          const state = String(rec?.state ?? 'unknown');
+          counts[state] = (counts[state] ?? 0) + 1;
+          if (state !== 'completed' && open.length < MAX_OPEN_TASKS) open.push({ task, state, by: typeof rec?.claimedBy === 'string' ? rec.claimedBy : null });
+        }
+        final = { t, counts, open };
+        break;
+      }
       default:
         break;
     }
   }
-  return { names: [], spans, beats, ev, tasks, notes, sweeps, stalls };
+  return { names: [], spans, beats, ev, tasks, notes, sweeps, stalls, final };
+}
+
+/**
+ * The library's own handoff note, when a trace line carries it: `{ note }`, `{ handoff: { note, reason, to } }`, or
+ * a plain `handoff` string. Today's simulator traces do not (the viewer then describes the requeue itself).
+ */
+function handoffText(r: Json): string | null {
+  const h = r?.handoff;
+  const note = typeof r?.note === 'string' ? r.note : typeof h === 'string' ? h : typeof h?.note === 'string' ? h.note : null;
+  if (note === null) return null;
+  const to = typeof h?.to === 'string' && h.to !== '' ? ` (to ${h.to})` : '';
+  return `${note}${to}`;
 }
 
 const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -566,6 +609,11 @@ export function renderViewerHtml(model: ViewerModel): string {
   <section id="timeline-panel">
     <div class="panel-head"><h2>Timeline</h2><span class="hint">wheel: zoom · drag: pan · click: jump · double-click: reset</span><div id="legend"></div></div>
     <div id="timeline"><canvas id="lanes"></canvas><div id="lane-labels"></div><div id="tooltip" hidden></div></div>
+  </section>
+  <section id="handoffs-panel" hidden>
+    <h2>Agent handoffs <span id="handoff-count"></span></h2>
+    <ol id="handoffs"></ol>
+    <p id="final-board"></p>
   </section>
   <section id="violations-panel">
     <h2>Checker violations <span id="violation-count"></span></h2>

@@ -57,6 +57,15 @@ svg.chart .edge.current text { fill:var(--accent); font-weight:600; font-size:10
 #agent-states div { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
 #agent-states .note { color:var(--muted); }
 #tooltip { position:absolute; pointer-events:none; background:rgba(31,41,51,.95); color:#fff; font-size:11px; padding:4px 6px; border-radius:4px; white-space:pre; z-index:2; }
+#handoffs li { margin:3px 0; cursor:pointer; }
+#handoffs li:hover { background:#fff4e6; }
+#handoffs .when { font-family:ui-monospace, monospace; color:var(--muted); }
+#handoffs .kind { font-size:11px; border-radius:3px; padding:0 4px; color:#fff; background:#e8590c; }
+#handoffs .kind.release { background:#7048e8; }
+#handoffs .next { color:var(--muted); }
+#handoffs .note { color:#495057; font-size:12px; margin-left:12px; }
+#final-board { margin:6px 0 0; color:var(--muted); }
+#final-board .bad { color:var(--bad); }
 #violations li { margin:3px 0; cursor:pointer; }
 #violations li:hover { background:#fff5f5; }
 #violations .checker { color:var(--bad); font-weight:600; }
@@ -326,10 +335,11 @@ export const VIEWER_CLIENT_JS = String.raw`
     if (dir > 0) { for (var j = 0; j < vs.length; j++) if (vs[j].t > t) return focusViolation(j); }
     else { for (var q = vs.length - 1; q >= 0; q--) if (vs[q].t < t) return focusViolation(q); }
   };
-  function focusViolation(j) {
-    var v = D.violations[j], span = Math.min(v1 - v0, Math.max(2000, (D.end - D.start) / 20));
-    v0 = v.t - span / 2; v1 = v.t + span / 2; clampView(); drawBase();
-    seekTime(v.t);
+  function focusViolation(j) { focusTime(D.violations[j].t); }
+  function focusTime(t) {
+    var span = Math.min(v1 - v0, Math.max(2000, (D.end - D.start) / 20));
+    v0 = t - span / 2; v1 = t + span / 2; clampView(); drawBase();
+    seekTime(t);
   }
 
   $('first').onclick = function () { setCur(0); };
@@ -363,6 +373,50 @@ export const VIEWER_CLIENT_JS = String.raw`
     vl.appendChild(li);
   });
   if (!D.violations.length) vl.outerHTML = '<p id="violations">No checker violations in this trace.</p>';
+
+  // Agent handoffs: every task a sweep requeued or an agent released, with its note and what became of it next.
+  var handoffs = [], MAX_HANDOFFS = 500;
+  var K_REQUEUE = AG_EV.indexOf('requeue'), K_RELEASE = AG_EV.indexOf('release'), K_CLAIM = AG_EV.indexOf('claim'), K_COMPLETE = AG_EV.indexOf('complete');
+  for (i = 0; i < AE.t.length; i++) if (AE.k[i] === K_REQUEUE || AE.k[i] === K_RELEASE) handoffs.push(i);
+  if (handoffs.length || AG.final || NA) {
+    var byTask = {};
+    if (handoffs.length) for (i = 0; i < AE.t.length; i++) if (AE.task[i] >= 0) (byTask[AE.task[i]] = byTask[AE.task[i]] || []).push(i);
+    var afterwards = function (j) {
+      var list = byTask[AE.task[j]] || [], claim = -1, done = -1;
+      for (var q = 0; q < list.length; q++) {
+        var e = list[q];
+        if (e <= j) continue;
+        if (claim < 0 && AE.k[e] === K_CLAIM) claim = e;
+        else if (claim >= 0 && AE.k[e] === K_COMPLETE) { done = e; break; }
+        else if (claim >= 0 && (AE.k[e] === K_REQUEUE || AE.k[e] === K_RELEASE)) break;
+      }
+      if (claim < 0) return 'not claimed again in this trace';
+      return 'claimed again by ' + agents[AE.g[claim]] + ' (token ' + AE.tok[claim] + ') at ' + fmtT(AE.t[claim]) +
+        (done >= 0 ? ', completed at ' + fmtT(AE.t[done]) : ', not completed in this trace');
+    };
+    var hl = $('handoffs');
+    $('handoffs-panel').hidden = false;
+    $('handoff-count').textContent = '(' + handoffs.length + ')';
+    handoffs.slice(0, MAX_HANDOFFS).forEach(function (j) {
+      var li = document.createElement('li'), kind = AG_EV[AE.k[j]], task = AE.task[j] >= 0 ? AG.tasks[AE.task[j]] : '';
+      li.setAttribute('data-kind', kind); li.setAttribute('data-task', task); li.setAttribute('data-agent', agents[AE.g[j]]);
+      li.innerHTML = '<span class="when">' + fmtT(AE.t[j]) + '</span> <span class="kind ' + kind + '">' + kind + '</span> <b>' + esc(task) + '</b> from agent <b>' + esc(agents[AE.g[j]]) + '</b>' +
+        (AE.tok[j] >= 0 ? ' (claim token ' + AE.tok[j] + ')' : '') + ' <span class="next">→ ' + esc(afterwards(j)) + '</span>' +
+        (AE.note[j] >= 0 ? '<div class="note">' + esc(AG.notes[AE.note[j]]) + '</div>' : '');
+      li.title = 'click to jump to ' + fmtT(AE.t[j]);
+      li.onclick = function () { focusTime(AE.t[j]); };
+      hl.appendChild(li);
+    });
+    if (handoffs.length > MAX_HANDOFFS) { var more = document.createElement('li'); more.className = 'more'; more.textContent = '… ' + (handoffs.length - MAX_HANDOFFS) + ' more (hover the agent lanes)'; hl.appendChild(more); }
+    if (!handoffs.length) hl.outerHTML = '<p id="handoffs">No task was requeued or released in this trace.</p>';
+    var fin = AG.final;
+    if (fin) {
+      var states = Object.keys(fin.counts).sort();
+      var unfinished = states.reduce(function (n, st) { return st === 'completed' ? n : n + fin.counts[st]; }, 0);
+      $('final-board').innerHTML = 'Task board at the end (' + fmtT(fin.t) + '): ' + states.map(function (st) { return '<b' + (st !== 'completed' && fin.counts[st] ? ' class="bad"' : '') + '>' + fin.counts[st] + '</b> ' + esc(st); }).join(' · ') +
+        (fin.open.length ? '. Unfinished: ' + fin.open.map(function (o) { return esc(o.task) + ' ' + esc(o.state) + (o.by ? ' by ' + esc(o.by) : ''); }).join(', ') + (unfinished > fin.open.length ? ', …' : '') : '.');
+    }
+  }
 
   // Timeline canvas.
   var LABEL_W = 110, AXIS_H = 24, LANE_H = 22, GAP = 6, RES_H = 30;
@@ -699,6 +753,10 @@ export const VIEWER_CLIENT_JS = String.raw`
     agents: agents.slice(),
     agentStateAt: function (name, t) { var sp = agentSpanAt(agents.indexOf(name), t === undefined ? (N ? T.t[cur] : D.start) : t); return sp ? AG_STATE[sp.s] : null; },
     agentEvents: function (name) { var g = agents.indexOf(name), out = []; for (var j = 0; j < AE.t.length; j++) if (AE.g[j] === g) out.push({ t: AE.t[j], kind: AG_EV[AE.k[j]], task: AE.task[j] >= 0 ? AG.tasks[AE.task[j]] : null, token: AE.tok[j], note: AE.note[j] >= 0 ? AG.notes[AE.note[j]] : null }); return out; },
+    handoffs: function () { return handoffs.map(function (j) { return { t: AE.t[j], kind: AG_EV[AE.k[j]], agent: agents[AE.g[j]], task: AE.task[j] >= 0 ? AG.tasks[AE.task[j]] : null, token: AE.tok[j], note: AE.note[j] >= 0 ? AG.notes[AE.note[j]] : null }; }); },
+    // Canvas geometry in CSS pixels (for tests that read what was drawn): x of a time, top of a node / agent lane.
+    geometry: function () { return { dpr: dpr, laneH: LANE_H, agentH: AG_H, resTop: resTop, laneTops: nodes.map(function (_, n) { return laneTop(n); }), agentTops: agents.map(function (_, g) { return agentTop(g); }) }; },
+    xOf: function (t) { return xOf(t); },
     claims: function () { var out = []; for (var j = 0; j < WK.t.length; j++) if (WK.ph[j] === 0) out.push({ t: WK.t[j], node: nodes[WK.n[j]], token: WK.tok[j], write: WK.w[j] }); return out; },
     view: function () { return [v0, v1]; },
     readyAt: performance.now(),

@@ -35,6 +35,23 @@ async function open(context: BrowserContext, html: string, name: string): Promis
   return { page, loadMs, path };
 }
 
+/** Pixels of the timeline canvas within a CSS-pixel rectangle whose colour is within `tol` of `rgb` (per channel). */
+function countColour(page: Page, x: number, y: number, w: number, h: number, rgb: number[], tol = 6): Promise<number> {
+  return page.evaluate(
+    ({ x, y, w, h, rgb, tol }) => {
+      const c = document.getElementById('lanes') as HTMLCanvasElement;
+      const dpr = (window as any).viewer.geometry().dpr;
+      const data = c.getContext('2d')!.getImageData(Math.round(x * dpr), Math.round(y * dpr), Math.round(w * dpr), Math.round(h * dpr)).data;
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        if (Math.abs(data[i]! - rgb[0]!) <= tol && Math.abs(data[i + 1]! - rgb[1]!) <= tol && Math.abs(data[i + 2]! - rgb[2]!) <= tol) n++;
+      }
+      return n;
+    },
+    { x, y, w, h, rgb, tol },
+  );
+}
+
 describe.skipIf(!available)('trace viewer in chromium', () => {
   let context: BrowserContext;
   let profile: string;
@@ -142,6 +159,73 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
     expect(await page.textContent('#agent-states [data-agent="a2"]')).toContain('stale');
     expect(await page.getAttribute('#agent-states [data-agent="a2"]', 'title')).toContain('requeued');
     expect(await page.textContent('#legend')).toContain('requeue');
+
+    // What the canvas shows (read back from its pixels), not only what the page's model says.
+    const geo = await page.evaluate(() => (window as any).viewer.geometry());
+    const agentRow = geo.agentTops[1] as number; // a2
+    const xAt = (t: number) => page.evaluate((tt) => (window as any).viewer.xOf(tt), t) as Promise<number>;
+    const xRequeue = await xAt(requeue.t);
+    const STALE = [255, 169, 77];
+    const ACTIVE = [195, 250, 232];
+    const REQUEUE = [232, 89, 12];
+    // a2's band: active early on, stale after the sweep marked it; the requeue marker sits at the requeue.
+    expect(await countColour(page, (await xAt(4000)) - 20, agentRow + 5, 40, 6, ACTIVE)).toBeGreaterThan(100);
+    expect(await countColour(page, (await xAt(4000)) - 20, agentRow + 5, 40, 6, STALE)).toBe(0);
+    expect(await countColour(page, xRequeue + 6, agentRow, 40, geo.agentH, STALE)).toBeGreaterThan(20);
+    expect(await countColour(page, xRequeue - 6, agentRow, 13, geo.agentH, REQUEUE)).toBeGreaterThan(8);
+    expect(await countColour(page, (await xAt(4000)) - 20, agentRow, 40, geo.agentH, REQUEUE)).toBe(0);
+    // The leader's token claims (work lines) are ticks along the bottom of its lane: n4 led throughout.
+    const leaderLane = geo.laneTops[3] as number;
+    const claimXs = [...new Set(await Promise.all(claims.slice(10, 60).map((c: { t: number }) => xAt(c.t).then(Math.floor))))];
+    const dark = await page.evaluate(
+      ({ xs, y }) => {
+        const c = document.getElementById('lanes') as HTMLCanvasElement;
+        const ctx = c.getContext('2d')!;
+        const dpr = (window as any).viewer.geometry().dpr;
+        return xs.filter((x: number) => {
+          const [r, g, b] = ctx.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data;
+          return 0.3 * r! + 0.59 * g! + 0.11 * b! < 90;
+        }).length;
+      },
+      { xs: claimXs, y: leaderLane + geo.laneH - 2 },
+    );
+    expect(dark).toBeGreaterThanOrEqual(Math.floor(claimXs.length * 0.9));
+    // Hovering the requeue marker shows the handoff note.
+    const box = (await page.$('#lanes'))!;
+    const rect = (await box.boundingBox())!;
+    await page.mouse.move(rect.x + xRequeue + 2, rect.y + agentRow + geo.agentH - 3);
+    expect(await page.isVisible('#tooltip')).toBe(true);
+    const tip = await page.textContent('#tooltip');
+    expect(tip).toContain('agent a2: stale');
+    expect(tip).toContain(requeue.note);
+    // Hovering a claim tick on the leader's lane names the token and the fate of its write.
+    await page.mouse.move(rect.x + claimXs[5]! + 0.5, rect.y + leaderLane + geo.laneH - 2);
+    expect(await page.textContent('#tooltip')).toMatch(/claimed token 1 → write accepted/);
+
+    // The handoffs list: every requeue/release with its note and what became of the task; a click jumps there.
+    const handoffs = await page.evaluate(() => (window as any).viewer.handoffs());
+    const agentLines = text.split('\n').flatMap((l) => (l.includes('"kind":"agent"') ? [JSON.parse(l)] : []));
+    const expectedHandoffs = agentLines.reduce(
+      (n, l) => n + (l.event === 'release' ? 1 : l.event === 'sweep' && l.applied ? (l.detail?.requeued?.length ?? 0) : 0),
+      0,
+    );
+    expect(handoffs.length).toBe(expectedHandoffs);
+    expect(handoffs.map((h: { kind: string }) => h.kind)).toEqual(['requeue']);
+    const items = await page.$$eval('#handoffs li[data-kind]', (els) =>
+      els.map((e) => ({ kind: e.getAttribute('data-kind'), task: e.getAttribute('data-task'), agent: e.getAttribute('data-agent'), text: e.textContent })),
+    );
+    expect(items.length).toBe(handoffs.length);
+    expect(items[0]).toMatchObject({ kind: 'requeue', task: requeue.task, agent: 'a2' });
+    expect(items[0]!.text).toContain(requeue.note);
+    expect(items[0]!.text).toMatch(/claimed again by a\d \(token 2\)/);
+    await page.click('#first');
+    await page.click('#handoffs li[data-kind="requeue"]');
+    const at = await page.evaluate(() => (window as any).viewer.transition().t);
+    expect(at).toBeLessThanOrEqual(requeue.t);
+    expect(at).toBeGreaterThan(requeue.t - 500);
+    const [from, to] = await page.evaluate(() => (window as any).viewer.view());
+    expect(from).toBeLessThan(requeue.t);
+    expect(to).toBeGreaterThan(requeue.t);
     const shot = join(ARTIFACTS, 'viewer-agents-run.png');
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`viewer screenshot (agents run): ${shot}`);

@@ -105,6 +105,55 @@ describe('viewer model', () => {
     expect(model.end).toBe(12);
   });
 
+  it('uses the handoff note a trace line carries, and keeps the final task board', () => {
+    const lines = [
+      { kind: 'meta', format: TRACE_FORMAT, seed: 3, nodes: ['n1', 'w1', 'w2'], options: {}, violatedAssumptions: [] },
+      { t: 1, kind: 'transition', node: 'n1', from: 'candidate', to: 'leader.holding', event: 'lease.written', epoch: 4 },
+      { t: 2, kind: 'agent', node: 'w1', event: 'register', agent: 'w1', incarnation: 1, beat: 0 },
+      { t: 3, kind: 'agent', node: 'w1', event: 'claim', task: 't1', agent: 'w1', token: 1, incarnation: 1 },
+      { t: 3.5, kind: 'agent', node: 'w2', event: 'claim', task: 't2', agent: 'w2', token: 1, incarnation: 1 },
+      {
+        t: 9,
+        kind: 'agent',
+        node: 'n1',
+        event: 'sweep',
+        applied: true,
+        epoch: 4,
+        detail: {
+          marked: [{ agent: 'w1', incarnation: 1, beat: 0 }],
+          requeued: [{ task: 't1', from: 'w1', token: 1, handoff: { note: 'requeued by orchestrator n1 at epoch 4 because agent w1 stopped heart-beating', to: 'w2' } }],
+        },
+      },
+      { t: 10, kind: 'agent', node: 'w2', event: 'release', task: 't2', agent: 'w2', token: 1, detail: { note: 'w2 restarted' } },
+      {
+        t: 12,
+        kind: 'agent',
+        node: 'env',
+        event: 'final',
+        detail: {
+          tasks: { t1: { state: 'queued', claimedBy: null }, t2: { state: 'claimed', claimedBy: 'w2' }, t3: { state: 'completed', claimedBy: 'w1' } },
+          agents: {},
+        },
+      },
+    ];
+    const model = buildViewerModel(lines);
+    expect(model.agents.names).toEqual(['w1', 'w2']);
+    expect(model.agents.notes).toContain(
+      'handoff: t1 requeued by n1 at epoch 4 from w1 (claim token 1) — w1 is stale; note: requeued by orchestrator n1 at epoch 4 because agent w1 stopped heart-beating (to w2)',
+    );
+    expect(model.agents.notes).toContain('handoff: t2 released by w2 (claim token 1) back to the queue; note: w2 restarted');
+    expect(model.agents.final).toEqual({
+      t: 12,
+      counts: { queued: 1, claimed: 1, completed: 1 },
+      open: [
+        { task: 't1', state: 'queued', by: null },
+        { task: 't2', state: 'claimed', by: 'w2' },
+      ],
+    });
+    // Without a `final` line there is no board.
+    expect(buildViewerModel(lines.slice(0, -1)).agents.final).toBeNull();
+  });
+
   it('derives transitions from a live recording when the trace has none', async () => {
     const clock = new TestClock();
     const recorder = createInspectRecorder({ clock: () => clock.now(), node: 'solo' });
