@@ -268,6 +268,7 @@ export function agentSweeper(spec: AgentSpec, world: AgentWorld, mutants: AgentM
         logger: silentLogger,
         staleAfterMs: spec.staleAfterMs,
         sweepIntervalMs: spec.sweepIntervalMs,
+        ...(spec.retention ? { retention: spec.retention } : {}),
         isLeader: () => host.elector.isLeader(),
         // "The orchestrator pauses / fails over mid-sweep": now and then a sweep stalls right before its commit.
         ...(stall && stall.chance > 0

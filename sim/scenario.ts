@@ -75,6 +75,11 @@ export interface AgentSpec {
   readonly stall?: { readonly chance: number; readonly maxMs: number };
   /** Opt-in worker-side workaround from before the library fix: adopt the claims the board says a worker holds (default false). */
   readonly recover?: boolean;
+  /**
+   * The sweeper's `RetentionPolicy`: agents down longer than `staleMs` are retired from the index, and register
+   * again when they come back (absent: never retired, as in scenarios recorded before retention existed).
+   */
+  readonly retention?: { readonly goneMs: number | null; readonly staleMs: number | null };
 }
 
 /** Default agent timing relative to the election's: heart-beat ~ retry period, stale after ~ one lease. */
@@ -91,6 +96,9 @@ export function defaultAgentSpec(t: SimTiming, maxLatencyMs: number, count = 3, 
     workMs: { min: 100, max: 1500 },
     storeTimeoutMs: Math.max(50, 4 * maxLatencyMs + 20),
     stall: { chance: 0.1, maxMs: 2 * t.leaseDurationMs },
+    // Shorter than the longest agent outage the fault schedule draws (3 × staleAfterMs), so some runs retire an
+    // agent that later comes back and registers again.
+    retention: { goneMs: 2 * staleAfterMs, staleMs: 2 * staleAfterMs },
   };
 }
 

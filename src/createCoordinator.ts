@@ -52,10 +52,26 @@ const coordinatorOptionsSchema = timingSchema
       })
       .strict()
       .prefault({}),
+    /**
+     * How long the leader keeps agents that are not coming back in the registry's index, on its own clock since it
+     * last saw their heartbeat counter change (see \`RetentionPolicy\`): deregistered (\`gone\`) ones for \`goneMs\`
+     * (default 15 min), \`stale\` ones that never re-registered for \`staleMs\` (default 1 h). Null: keep forever.
+     */
+    retention: z
+      .object({
+        goneMs: z.number().int().positive().nullable().default(15 * 60_000),
+        staleMs: z.number().int().positive().nullable().default(60 * 60_000),
+      })
+      .strict()
+      .prefault({}),
     /** Test/simulator hook: called before each sweep commit (see Sweeper). */
     beforeSweepCommit: z.custom<(ops: readonly unknown[]) => Promise<void> | void>((v) => typeof v === 'function').optional(),
   })
-  .refine((o) => o.sweepIntervalMs <= o.staleAfterMs, { path: ['sweepIntervalMs'], message: 'sweepIntervalMs must not exceed staleAfterMs' });
+  .refine((o) => o.sweepIntervalMs <= o.staleAfterMs, { path: ['sweepIntervalMs'], message: 'sweepIntervalMs must not exceed staleAfterMs' })
+  .refine((o) => o.retention.staleMs === null || o.retention.staleMs > o.staleAfterMs, {
+    path: ['retention', 'staleMs'],
+    message: 'retention.staleMs must exceed staleAfterMs (an agent is retired only after it was marked stale), or be null to keep stale agents',
+  });
 
 export type CoordinatorOptions = z.input<typeof coordinatorOptionsSchema>;
 
@@ -85,6 +101,8 @@ export interface CoordinatorMetricsSnapshot extends ElectorMetricsSnapshot {
   readonly requeuedTasks: number;
   readonly sweeps: Readonly<Record<SweepOutcome['kind'], number>>;
   readonly respawnRequests: number;
+  /** Agents this node retired from the index while leader (see `retention`). */
+  readonly retiredAgents: number;
 }
 
 export type RespawnHandler = (request: RespawnRequest) => void | Promise<void>;
@@ -153,6 +171,7 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
   let staleAgentsMarked = 0;
   let requeuedTasks = 0;
   let respawnRequests = 0;
+  let retiredAgents = 0;
   let leading = false;
 
   const fireRespawns = (outcome: SweepOutcome) => {
@@ -186,6 +205,7 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
 
   const sweeper = new Sweeper({
     respawn,
+    retention: options.retention,
     registry,
     clock,
     nodeId,
@@ -199,6 +219,7 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
       if (outcome.kind === 'applied') {
         staleAgentsMarked += outcome.plan.agentWrites.length;
         requeuedTasks += outcome.plan.requeued.length;
+        retiredAgents += outcome.plan.retired.length;
         fireRespawns(outcome);
       }
     },
@@ -305,6 +326,7 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
         requeuedTasks,
         sweeps: { ...sweeps },
         respawnRequests,
+        retiredAgents,
       };
     },
     metricsText() {
@@ -319,6 +341,7 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
       out.family('fenced_leader_sweeps_total', 'counter', 'Leader sweeps by outcome.');
       for (const [outcome, count] of Object.entries(m.sweeps)) out.sample('fenced_leader_sweeps_total', { ...labels, outcome }, count);
       out.family('fenced_leader_respawn_requests_total', 'counter', 'Respawn requests raised on this node while leader.').sample('fenced_leader_respawn_requests_total', labels, m.respawnRequests);
+      out.family('fenced_leader_retired_agents_total', 'counter', 'Gone or long-stale agents this node removed from the registry index while leader.').sample('fenced_leader_retired_agents_total', labels, m.retiredAgents);
       return out.toString();
     },
     healthy: (o) => electorMetrics.healthy(o),

@@ -9,7 +9,7 @@ export {
   UnknownAgentError,
   UnknownTaskError,
 } from './errors.js';
-export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Liveness, NewTask, RespawnPolicy, RespawnRequest, SweepInput, SweepPlan, VersionedAgent } from './logic.js';
+export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Liveness, NewTask, RespawnPolicy, RespawnRequest, RetentionPolicy, SweepInput, SweepPlan, VersionedAgent } from './logic.js';
 export { claimNext, completeTask, judgeAgent, nextSweepDelay, observeAgents, planSweep, respawnWanted, unknownClaimsOf } from './logic.js';
 export type { OrchestratorState } from './orchestratorState.js';
 export { orchestratorStateFrom, orchestratorStateSchema, readOrchestratorState } from './orchestratorState.js';

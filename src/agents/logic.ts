@@ -253,6 +253,35 @@ export interface SweepInput {
   readonly board: TaskBoard | undefined;
   /** Which stale agents the plan asks to respawn (default: every role, only agents whose work this sweep requeued). */
   readonly respawn?: RespawnPolicy | undefined;
+  /**
+   * The agent index as read (ids and version; version null when absent). Without it the plan retires nobody.
+   * `agents` are the records of these ids that exist.
+   */
+  readonly index?: { readonly ids: readonly string[]; readonly version: string | null } | undefined;
+  /**
+   * Records read directly because the board names them (a holder or assignee) while the index does not: a retired
+   * agent, or one left unindexed by an older version's registration race. They are only consulted (state, version),
+   * never marked or retired; an active one is put back in the index so its liveness is judged again.
+   */
+  readonly unindexed?: readonly VersionedAgent[] | undefined;
+  /** When to retire agents that are not coming back (default: never). */
+  readonly retention?: RetentionPolicy | undefined;
+}
+
+/**
+ * How long a leader keeps an agent that is no longer active in the registry's index, measured like liveness: on the
+ * leader's own clock, since it first saw the agent's current heartbeat counter (deregistering bumps the counter; a
+ * stale mark does not, so a stale agent's time counts from its last heartbeat). Null: keep it forever.
+ *
+ * Retiring removes the id from the index — which every sweep, observer and `agentStatus()` reads record by record —
+ * in a fenced commit that also checks the agent's record at the version read (so an agent that re-registered
+ * meanwhile is not retired). The `LeaseStore` contract has no delete, so the agent's own key keeps its last record:
+ * its incarnation and heartbeat counters must never repeat should the id register again, or a zombie of an old
+ * incarnation could pass for the new one. An agent that holds a claim or a reservation is never retired.
+ */
+export interface RetentionPolicy {
+  readonly goneMs: number | null;
+  readonly staleMs: number | null;
 }
 
 /**
@@ -313,10 +342,14 @@ export interface SweepPlan {
   readonly board: TaskBoard | undefined;
   readonly requeued: ReadonlyArray<{ readonly taskId: string; readonly from: string; readonly handoff: HandoffNote }>;
   readonly respawns: readonly RespawnRequest[];
+  /** Agents removed from the index (see `RetentionPolicy`); each also has a check in `agentChecks`. */
+  readonly retired: readonly string[];
+  /** The new agent index, to be written only if the index is still at `expectedVersion`. */
+  readonly index: { readonly expectedVersion: string | null; readonly ids: readonly string[] } | undefined;
 }
 
 export function isEmptyPlan(plan: SweepPlan): boolean {
-  return plan.agentWrites.length === 0 && plan.board === undefined;
+  return plan.agentWrites.length === 0 && plan.board === undefined && plan.index === undefined;
 }
 
 /**
@@ -326,8 +359,9 @@ export function isEmptyPlan(plan: SweepPlan): boolean {
  */
 export function planSweep(input: SweepInput): SweepPlan {
   const { leader, now, at, staleAfterMs, liveness } = input;
-  const byId = new Map(input.agents.map((a) => [a.record.id, a.record]));
-  const versionOf = new Map(input.agents.map((a) => [a.record.id, a.version]));
+  const unindexed = input.unindexed ?? [];
+  const byId = new Map([...unindexed, ...input.agents].map((a) => [a.record.id, a.record]));
+  const versionOf = new Map([...unindexed, ...input.agents].map((a) => [a.record.id, a.version]));
   const reliedOn = new Set<string>();
   const agentWrites: Array<{ id: string; expectedVersion: string; record: AgentRecord }> = [];
   const newlyStale = new Map<string, { record: AgentRecord; silentMs: number }>();
@@ -398,8 +432,37 @@ export function planSweep(input: SweepInput): SweepPlan {
     if (respawnWanted(input.respawn, request)) respawns.push(request);
   }
 
-  const written = new Set(agentWrites.map((w) => w.id));
-  const agentChecks = boardChanged ? [...reliedOn].filter((id) => !written.has(id)).map((id) => ({ id, expectedVersion: versionOf.get(id) ?? null })) : [];
+  // Retention: agents not coming back leave the index once they hold nothing (checked at the version read, so one
+  // that re-registers meanwhile stays). Unindexed records the board names and that are active go back in.
+  const retired: string[] = [];
+  let index: SweepPlan['index'];
+  if (input.index) {
+    const finalBoard = board ?? input.board;
+    const held = new Set<string>();
+    for (const task of Object.values(finalBoard?.tasks ?? {})) {
+      if (task.state === 'claimed' && task.claimedBy !== null) held.add(task.claimedBy);
+      if (task.state === 'queued' && task.assignee !== null) held.add(task.assignee);
+    }
+    const retention = input.retention;
+    for (const { record } of input.agents) {
+      if (newlyStale.has(record.id) || held.has(record.id) || !retention) continue;
+      const keepMs = record.state === 'gone' ? retention.goneMs : record.state === 'stale' ? retention.staleMs : null;
+      const observation = liveness.get(record.id);
+      if (keepMs === null || !observation || silentForMs(observation, now) < keepMs) continue;
+      retired.push(record.id);
+      reliedOn.add(record.id);
+    }
+    const listed = new Set(input.index.ids);
+    const revived = unindexed.filter((a) => a.record.state === 'active' && !listed.has(a.record.id)).map((a) => a.record.id);
+    for (const id of revived) reliedOn.add(id);
+    if (retired.length > 0 || revived.length > 0) {
+      const drop = new Set(retired);
+      index = { expectedVersion: input.index.version, ids: [...input.index.ids.filter((id) => !drop.has(id)), ...revived] };
+    }
+  }
 
-  return { agentWrites, agentChecks, board: boardChanged ? board : undefined, requeued, respawns };
+  const written = new Set(agentWrites.map((w) => w.id));
+  const agentChecks = boardChanged || index ? [...reliedOn].filter((id) => !written.has(id)).map((id) => ({ id, expectedVersion: versionOf.get(id) ?? null })) : [];
+
+  return { agentWrites, agentChecks, board: boardChanged ? board : undefined, requeued, respawns, retired, index };
 }

@@ -128,13 +128,18 @@ export class AgentRegistry {
   }
 
   async readAgents(): Promise<VersionedAgent[]> {
-    const { index } = await this.readIndex();
+    return (await this.readIndexedAgents()).agents;
+  }
+
+  /** The index (ids, version) and the records of its ids that exist, in index order. */
+  async readIndexedAgents(): Promise<{ agents: VersionedAgent[]; index: AgentIndex; indexVersion: string | null }> {
+    const { index, version } = await this.readIndex();
     const agents: VersionedAgent[] = [];
     for (const id of index.ids) {
       const agent = await this.readAgent(id);
       if (agent) agents.push(agent);
     }
-    return agents;
+    return { agents, index, indexVersion: version };
   }
 
   async readBoard(): Promise<VersionedBoard> {
@@ -161,7 +166,13 @@ export class AgentRegistry {
       const at = wallIso(this.clock);
       const record = registerRecord(existing?.record, identity, at);
       const ops: CommitOp[] = [{ key: this.keys.agent(identity.id), expectedVersion: existing?.version ?? null, value: record as unknown as Json }];
-      if (!index.ids.includes(identity.id)) ops.push({ key: this.keys.index, expectedVersion: indexVersion, value: { ids: [...index.ids, identity.id] } });
+      // The index op is there even when the id is listed (check-only): a leader may retire the id from the index
+      // between our two reads (see RetentionPolicy), and an active agent missing from the index is never judged.
+      ops.push(
+        index.ids.includes(identity.id)
+          ? { key: this.keys.index, expectedVersion: indexVersion }
+          : { key: this.keys.index, expectedVersion: indexVersion, value: { ids: [...index.ids, identity.id] } },
+      );
       let released: string[] = [];
       if (releasePrevious && existing) {
         const { board, version: boardVersion } = await this.readBoard();

@@ -4,13 +4,14 @@
  * op is a check-only op on the lease key at the version just read. A deposed or paused ex-leader's commit fails on
  * that op as a whole — nothing is half-applied — and is retried only after a re-read shows the lease still ours.
  * The commit also checks, at the versions read, every agent whose state a requeue relied on, so a sweep planned from
- * agents read before one of them re-registered (and claimed again) is refused and re-planned.
+ * agents read before one of them re-registered (and claimed again) is refused and re-planned. Retiring agents (see
+ * `RetentionPolicy`) writes the index at the version read in that same commit.
  */
 import type { CommitOp, Json } from '../adapters/LeaseStore.js';
 import { type ElectionClock, wallIso } from '../clock.js';
 import { CasMismatchError, NotLeaderError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type RespawnPolicy, type SweepPlan, type VersionedAgent } from './logic.js';
+import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type RespawnPolicy, type RetentionPolicy, type SweepPlan, type VersionedAgent } from './logic.js';
 import { type AgentRegistry, MAX_ATTEMPTS } from './registry.js';
 
 export type SweepOutcome =
@@ -35,6 +36,8 @@ export interface SweeperOptions {
   readonly beforeCommit?: (ops: readonly CommitOp[]) => Promise<void> | void;
   /** Which stale agents a plan asks to respawn (see `RespawnPolicy`; a `roles` predicate must not throw). */
   readonly respawn?: RespawnPolicy;
+  /** When to retire agents that are not coming back from the index (see `RetentionPolicy`; default: never). */
+  readonly retention?: RetentionPolicy;
   /** Every sweep outcome, for metrics and logs. */
   readonly onOutcome?: (outcome: SweepOutcome) => void;
 }
@@ -107,9 +110,22 @@ export class Sweeper {
         if (!NotLeaderError.is(err)) throw err;
         return this.report({ kind: 'rejected', epoch, reason: 'not-leader', detail: err.message });
       }
-      const agents = await registry.readAgents();
+      const { agents, index, indexVersion } = await registry.readIndexedAgents();
       const { board, version: boardVersion } = await registry.readBoard();
       this.fold(agents);
+      // Holders and assignees the index does not list (retired, or left unindexed by an older version): read their
+      // records, so the commit checks them at their real versions instead of "absent".
+      const listed = new Set(agents.map((a) => a.record.id));
+      const named = new Set<string>();
+      for (const t of Object.values(board.tasks)) {
+        if (t.state === 'claimed' && t.claimedBy !== null && !listed.has(t.claimedBy)) named.add(t.claimedBy);
+        if (t.state === 'queued' && t.assignee !== null && !listed.has(t.assignee)) named.add(t.assignee);
+      }
+      const unindexed: VersionedAgent[] = [];
+      for (const id of named) {
+        const agent = await registry.readAgent(id);
+        if (agent) unindexed.push(agent);
+      }
       const plan = planSweep({
         leader,
         now: clock.now(),
@@ -119,6 +135,9 @@ export class Sweeper {
         agents,
         board: boardVersion === null ? undefined : board,
         respawn: this.options.respawn,
+        index: { ids: index.ids, version: indexVersion },
+        unindexed,
+        retention: this.options.retention,
       });
       if (isEmptyPlan(plan)) return this.report({ kind: 'noop', epoch });
       const ops: CommitOp[] = [
@@ -129,6 +148,7 @@ export class Sweeper {
         ...plan.agentChecks.map((c) => ({ key: registry.keys.agent(c.id), expectedVersion: c.expectedVersion })),
       ];
       if (plan.board) ops.push({ key: registry.keys.board, expectedVersion: boardVersion, value: plan.board as unknown as Json });
+      if (plan.index) ops.push({ key: registry.keys.index, expectedVersion: plan.index.expectedVersion, value: { ids: [...plan.index.ids] } });
       await this.options.beforeCommit?.(ops);
       if (signal?.aborted || (this.options.isLeader && !this.options.isLeader())) return this.report({ kind: 'aborted', epoch });
       try {
@@ -148,7 +168,13 @@ export class Sweeper {
   private report(outcome: SweepOutcome): SweepOutcome {
     if (outcome.kind === 'applied') {
       this.logger.info(
-        { nodeId: this.options.nodeId, epoch: outcome.epoch, stale: outcome.plan.agentWrites.map((w) => w.id), requeued: outcome.plan.requeued.map((r) => r.taskId) },
+        {
+          nodeId: this.options.nodeId,
+          epoch: outcome.epoch,
+          stale: outcome.plan.agentWrites.map((w) => w.id),
+          requeued: outcome.plan.requeued.map((r) => r.taskId),
+          retired: outcome.plan.retired,
+        },
         'sweep applied',
       );
     } else if (outcome.kind === 'rejected') {

@@ -19,8 +19,10 @@ export function agentScenarioArb(b: FaultBounds, o: { maxNodes?: number; maxFaul
         staleShare: fc.double({ min: 0.5, max: 2, noNaN: true }),
         sweepShare: fc.double({ min: 0.1, max: 1, noNaN: true }),
         stallChance: o.stallChance ?? fc.constantFrom(0, 0.1, 0.5),
+        // Retention of stale agents, in units of staleAfterMs (0: never retired); outages last up to 3 × staleAfterMs.
+        retentionShare: fc.constantFrom(0, 1.5, 2.5),
       })
-      .chain(({ count, tasksPerAgent, staleShare, sweepShare, stallChance }) => {
+      .chain(({ count, tasksPerAgent, staleShare, sweepShare, stallChance, retentionShare }) => {
         const base = defaultAgentSpec(s.timing, s.network.maxLatencyMs, count, count * tasksPerAgent);
         const staleAfterMs = Math.max(base.heartbeatIntervalMs * 4, Math.round(s.timing.leaseDurationMs * staleShare));
         const agents = {
@@ -28,6 +30,7 @@ export function agentScenarioArb(b: FaultBounds, o: { maxNodes?: number; maxFaul
           staleAfterMs,
           sweepIntervalMs: Math.max(10, Math.round(staleAfterMs * sweepShare)),
           stall: { chance: stallChance, maxMs: 2 * s.timing.leaseDurationMs },
+          retention: retentionShare === 0 ? { goneMs: null, staleMs: null } : { goneMs: Math.round(staleAfterMs * retentionShare), staleMs: Math.round(staleAfterMs * retentionShare) },
           laterTasks: [{ at: Math.floor(windowMs / 2), count }],
           ...(o.recover === false ? { recover: false } : {}),
         };
