@@ -15,7 +15,7 @@ const DEFAULT = { nodes: 5, durationMs: 60_000, faults: 'all' as const, timing: 
 function bareSendMicros(iterations: number): number {
   const clock = { setTimeout: () => 0, clearTimeout: () => {}, now: () => 0, wallNow: () => 0 };
   const machine = electionMachine.provide({
-    actors: { readLease: fromCallback(() => {}), writeLease: fromCallback(() => {}) } as any,
+    actors: { leaseStore: fromCallback(() => {}) } as any,
   });
   const actor = createActor(machine, {
     id: 'bare',
@@ -34,7 +34,7 @@ function bareSendMicros(iterations: number): number {
   const entry = { version: '7', value: { holder: 'n2', epoch: 3, leaseDurationMs: 1000, renewals: 0 } };
   const drive = (n: number) => {
     for (let i = 0; i < n; i++) {
-      // reading -> (deciding, checkingExpiry) -> waiting: one state change; LEASE_CHANGED: waiting -> reading.
+      // reading -> waiting (the lease is held, not yet expired); LEASE_CHANGED: waiting -> reading.
       actor.send({ type: 'lease.read', requestId: actor.getSnapshot().context.requestId, entry });
       actor.send({ type: 'LEASE_CHANGED' });
     }

@@ -5,14 +5,7 @@ import { createElector, type LeaderWork } from '../src/createElector.js';
 import { CasMismatchError, NotLeaderError } from '../src/errors.js';
 import { FenceGuard } from '../src/FenceGuard.js';
 import { silentLogger } from '../src/logger.js';
-import type {
-  ElectionContext,
-  electionMachine,
-  ReadLeaseInput,
-  ReadLeaseReply,
-  WriteLeaseInput,
-  WriteLeaseReply,
-} from '../src/machines/electionMachine.js';
+import type { ElectionContext, electionMachine, LeaseStoreReply, LeaseStoreRequest } from '../src/machines/electionMachine.js';
 import { type Checker, defaultCheckers, runCheckers, type Violation } from './checkers.js';
 import { ClockModel, type DriftChange } from './clock.js';
 import { Rng } from './rng.js';
@@ -324,49 +317,56 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
     }
   }
 
+  /** The node's one store actor: requests travel the host's link; a reply is delivered only while still awaited. */
   function storeActors(host: Host) {
-    const readLease = fromCallback<any, ReadLeaseInput>(({ input, sendBack }) => {
-      let live = true;
-      storeCall<ReadLeaseReply>(
-        host,
-        'read',
-        input.requestId,
-        () => {
-          const entry = store.readSync(input.key);
-          return { reply: { type: 'lease.read', requestId: input.requestId, entry }, version: entry?.version ?? null };
-        },
-        (reply) => {
-          if (live) sendBack(reply);
-        },
-      );
+    const leaseStore = fromCallback<LeaseStoreRequest>(({ sendBack, receive }) => {
+      let awaited = -1;
+      const deliver = (reply: LeaseStoreReply) => {
+        if (reply.requestId !== awaited) return;
+        awaited = -1;
+        sendBack(reply);
+      };
+      receive((request) => {
+        if (request.type === 'abandon') {
+          if (awaited === request.requestId) awaited = -1;
+          return;
+        }
+        const { requestId, key } = request;
+        awaited = requestId;
+        if (request.type === 'read') {
+          storeCall<LeaseStoreReply>(
+            host,
+            'read',
+            requestId,
+            () => {
+              const entry = store.readSync(key);
+              return { reply: { type: 'lease.read', requestId, entry }, version: entry?.version ?? null };
+            },
+            deliver,
+          );
+          return;
+        }
+        storeCall<LeaseStoreReply>(
+          host,
+          'write',
+          requestId,
+          () => {
+            try {
+              const [version] = store.commitSync([{ key, expectedVersion: request.expectedVersion, value: request.record as any }]);
+              return { reply: { type: 'lease.written', requestId, version: version! }, version: version! };
+            } catch (error) {
+              if (CasMismatchError.is(error)) return { reply: { type: 'lease.conflict', requestId } };
+              return { reply: { type: 'lease.failed', requestId, error } };
+            }
+          },
+          deliver,
+        );
+      });
       return () => {
-        live = false;
+        awaited = -1;
       };
     });
-    const writeLease = fromCallback<any, WriteLeaseInput>(({ input, sendBack }) => {
-      let live = true;
-      storeCall<WriteLeaseReply>(
-        host,
-        'write',
-        input.requestId,
-        () => {
-          try {
-            const [version] = store.commitSync([{ key: input.key, expectedVersion: input.expectedVersion, value: input.record as any }]);
-            return { reply: { type: 'lease.written', requestId: input.requestId, version: version! }, version: version! };
-          } catch (error) {
-            if (CasMismatchError.is(error)) return { reply: { type: 'lease.conflict', requestId: input.requestId } };
-            return { reply: { type: 'lease.failed', requestId: input.requestId, error } };
-          }
-        },
-        (reply) => {
-          if (live) sendBack(reply);
-        },
-      );
-      return () => {
-        live = false;
-      };
-    });
-    return { readLease, writeLease };
+    return { leaseStore };
   }
 
   function hostClock(host: Host, incarnation: number): ElectionClock {

@@ -47,8 +47,8 @@ const optionsSchema = timingSchema.extend({
    */
   machine: z.custom<ElectionMachine>((v) => typeof v === 'object' && v !== null && 'provide' in v, 'an electionMachine variant').optional(),
   unsafeSkipTimingValidation: z.boolean().default(false),
-  /** Replace the store actors (the simulator delivers store replies as scheduled messages). */
-  actors: z.custom<{ readLease?: AnyActorLogic; writeLease?: AnyActorLogic }>().optional(),
+  /** Replace the store actor (the simulator delivers store replies as scheduled messages). See LeaseStoreRequest. */
+  actors: z.custom<{ leaseStore?: AnyActorLogic }>().optional(),
 });
 
 export type ElectorOptions = z.input<typeof optionsSchema>;

@@ -40,9 +40,9 @@ export type {
   ElectionMachine,
   FenceReason,
   LeaderWorkInput,
-  ReadLeaseInput,
+  LeaseStoreReply,
+  LeaseStoreRequest,
   StalePolicy,
-  WriteLeaseInput,
 } from './machines/electionMachine.js';
 export type { LeaseRecord } from './machines/leaseRecord.js';
 export type { ElectorMetrics, ElectorMetricsSnapshot, HealthOptions, HealthReport, HistogramSnapshot, Labels, TransitionKind } from './metrics.js';

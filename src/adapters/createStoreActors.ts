@@ -1,63 +1,72 @@
 import { fromCallback } from 'xstate';
 import { CasMismatchError, StoreTimeoutError } from '../errors.js';
-import type { ReadLeaseInput, ReadLeaseReply, WriteLeaseInput, WriteLeaseReply } from '../machines/electionMachine.js';
-import type { CallOptions, LeaseStore } from './LeaseStore.js';
+import type { LeaseStoreReply, LeaseStoreRequest } from '../machines/electionMachine.js';
+import type { LeaseStore } from './LeaseStore.js';
 
-/**
- * Runs one store call for an invoked actor. The reply is sent back only while the actor lives; stopping the actor
- * (a timeout, or the state being left) aborts a call still under way, and whatever it returns later is dropped.
- * A call that already answered is not aborted: its abort would only cost an error object and listener dispatch.
- */
-function boundCall<T>(
-  call: (options: CallOptions) => Promise<T>,
-  onReply: (result: T) => void,
-  onError: (error: unknown) => void,
-  describe: () => string,
-): () => void {
-  const controller = new AbortController();
-  let answered = false;
-  call({ signal: controller.signal }).then(
-    (result) => {
-      answered = true;
-      if (!controller.signal.aborted) onReply(result);
-    },
-    (error: unknown) => {
-      answered = true;
-      if (!controller.signal.aborted) onError(error);
-    },
-  );
-  return () => {
-    if (!answered) controller.abort(new StoreTimeoutError(describe(), 0));
-  };
+/** The request under way: at most one, since the machine waits for each reply (or abandons it) before the next. */
+interface Pending {
+  readonly request: Exclude<LeaseStoreRequest, { type: 'abandon' }>;
+  readonly controller: AbortController;
+}
+
+function describe(request: Pending['request']): string {
+  return request.type === 'read' ? `read of ${request.key}` : `${request.purpose} of ${request.key}`;
 }
 
 /**
- * Binds a store to the machine. Replies come back as events (not promise results) so that a simulator can
- * deliver them as scheduled messages.
+ * Binds a store to the machine as its one long-lived `leaseStore` actor. Replies come back as events (not promise
+ * results) so that a simulator can deliver them as scheduled messages. A request that is abandoned (its state was
+ * left: timeout, step-down) or superseded is aborted, and whatever it returns later is dropped.
  */
 export function createStoreActors(store: LeaseStore) {
-  const readLease = fromCallback<any, ReadLeaseInput>(({ input, sendBack }) =>
-    boundCall(
-      (options) => store.read(input.key, options),
-      (entry) => sendBack({ type: 'lease.read', requestId: input.requestId, entry } satisfies ReadLeaseReply),
-      (error) => sendBack({ type: 'lease.failed', requestId: input.requestId, error } satisfies ReadLeaseReply),
-      () => `${store.kind} read of ${input.key}`,
-    ),
-  );
+  const leaseStore = fromCallback<LeaseStoreRequest>(({ sendBack, receive }) => {
+    let pending: Pending | undefined;
 
-  const writeLease = fromCallback<any, WriteLeaseInput>(({ input, sendBack }) =>
-    boundCall(
-      (options) => store.compareAndSet(input.key, input.expectedVersion, input.record, options),
-      (version) => sendBack({ type: 'lease.written', requestId: input.requestId, version } satisfies WriteLeaseReply),
-      (error) =>
-        sendBack(
-          CasMismatchError.is(error)
-            ? ({ type: 'lease.conflict', requestId: input.requestId } satisfies WriteLeaseReply)
-            : ({ type: 'lease.failed', requestId: input.requestId, error } satisfies WriteLeaseReply),
-        ),
-      () => `${store.kind} ${input.purpose} of ${input.key}`,
-    ),
-  );
+    const abort = () => {
+      if (!pending) return;
+      const { controller, request } = pending;
+      pending = undefined;
+      controller.abort(new StoreTimeoutError(`${store.kind} ${describe(request)}`, 0));
+    };
 
-  return { readLease, writeLease };
+    const settle = (current: Pending, reply: LeaseStoreReply) => {
+      if (pending !== current) return;
+      pending = undefined;
+      sendBack(reply);
+    };
+
+    receive((request) => {
+      if (request.type === 'abandon') {
+        if (pending?.request.requestId === request.requestId) abort();
+        return;
+      }
+      abort();
+      const { requestId, key } = request;
+      const controller = new AbortController();
+      const options = { signal: controller.signal };
+      if (request.type === 'read') {
+        const current: Pending = { request, controller };
+        pending = current;
+        store.read(key, options).then(
+          (entry) => settle(current, { type: 'lease.read', requestId, entry }),
+          (error: unknown) => settle(current, { type: 'lease.failed', requestId, error }),
+        );
+        return;
+      }
+      const current: Pending = { request, controller };
+      pending = current;
+      store.compareAndSet(key, request.expectedVersion, request.record, options).then(
+        (version) => settle(current, { type: 'lease.written', requestId, version }),
+        (error: unknown) =>
+          settle(
+            current,
+            CasMismatchError.is(error) ? { type: 'lease.conflict', requestId } : { type: 'lease.failed', requestId, error },
+          ),
+      );
+    });
+
+    return abort;
+  });
+
+  return { leaseStore };
 }

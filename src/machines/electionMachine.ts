@@ -1,4 +1,4 @@
-import { and, assign, cancel, fromCallback, not, raise, setup } from 'xstate';
+import { and, assign, cancel, fromCallback, not, raise, sendTo, setup } from 'xstate';
 import type { StoreEntry } from '../adapters/LeaseStore.js';
 import { type ElectionClock, wallIso } from '../clock.js';
 import type { Logger } from '../logger.js';
@@ -62,36 +62,41 @@ export type ElectionEvent =
   | { type: 'lease.failed'; requestId: number; error: unknown }
   | { type: 'renew.deadline' };
 
-export interface ReadLeaseInput {
-  readonly requestId: number;
-  readonly key: string;
-}
-
-export interface WriteLeaseInput {
-  readonly requestId: number;
-  readonly key: string;
-  readonly expectedVersion: string | null;
-  readonly record: LeaseRecord;
-  readonly purpose: 'acquire' | 'renew' | 'release';
-}
+/**
+ * What the machine asks of its one long-lived `leaseStore` actor. Requests are sequential: each carries the
+ * machine's current `requestId`; `abandon` (sent when a request's state is left, by a reply, a timeout or a
+ * step-down) tells the actor to stop waiting for that request and to drop its reply.
+ */
+export type LeaseStoreRequest =
+  | { readonly type: 'read'; readonly requestId: number; readonly key: string }
+  | {
+      readonly type: 'write';
+      readonly requestId: number;
+      readonly key: string;
+      readonly expectedVersion: string | null;
+      readonly record: LeaseRecord;
+      readonly purpose: 'acquire' | 'renew' | 'release';
+    }
+  | { readonly type: 'abandon'; readonly requestId: number };
 
 export interface LeaderWorkInput {
   readonly token: number;
   readonly nodeId: string;
 }
 
-/** Store replies arrive as events sent back by these actors, never as promises: see createStoreActors. */
-export type ReadLeaseReply = Extract<ElectionEvent, { type: 'lease.read' | 'lease.failed' }>;
-export type WriteLeaseReply = Extract<ElectionEvent, { type: 'lease.written' | 'lease.conflict' | 'lease.failed' }>;
+/** Store replies arrive as events sent back by the `leaseStore` actor, never as promises: see createStoreActors. */
+export type LeaseStoreReply = Extract<ElectionEvent, { type: 'lease.read' | 'lease.written' | 'lease.conflict' | 'lease.failed' }>;
 
-const notProvided = (name: string) =>
-  fromCallback<any, any>(({ sendBack, input }) => {
+const storeNotProvided = fromCallback<LeaseStoreRequest>(({ sendBack, receive }) => {
+  receive((request) => {
+    if (request.type === 'abandon') return;
     sendBack({
       type: 'lease.failed',
-      requestId: input?.requestId,
-      error: new Error(`electionMachine needs the "${name}" actor: use createElector(), or machine.provide({ actors })`),
+      requestId: request.requestId,
+      error: new Error('electionMachine needs the "leaseStore" actor: use createElector(), or machine.provide({ actors })'),
     });
   });
+});
 
 function fields(context: ElectionContext, extra: object = {}): object {
   return { election: context.election, nodeId: context.nodeId, epoch: context.epoch, ...extra };
@@ -103,6 +108,40 @@ function parseRecord(entry: StoreEntry | undefined): LeaseRecord | undefined | E
   return parsed.success ? parsed.data : new Error(`malformed lease record: ${parsed.error.message}`);
 }
 
+/**
+ * What a read reply teaches: the observation it yields (the age of an unchanged record carries over) or the
+ * malformed record's error. Shared by the guard that decides on the reply and the action that records it.
+ */
+function observationFrom(context: ElectionContext, entry: StoreEntry | undefined): Observation | Error {
+  const record = parseRecord(entry);
+  if (record instanceof Error) return record;
+  const version = entry?.version ?? null;
+  const previous = context.observation;
+  // Same version *and* same content: a store that lost its data may hand out a version string again, and a
+  // record seen before the loss must not lend its age to a different record that now carries it.
+  const unchanged =
+    previous !== undefined &&
+    previous.version === version &&
+    previous.record?.holder === record?.holder &&
+    previous.record?.epoch === record?.epoch &&
+    previous.record?.renewals === record?.renewals;
+  const firstSeenAt = unchanged ? previous.firstSeenAt : context.clock.now();
+  const storeSaysExpired =
+    context.trustStoreClock &&
+    record !== undefined &&
+    entry?.readAtMs !== undefined &&
+    entry.writtenAtMs !== undefined &&
+    entry.readAtMs - entry.writtenAtMs >= record.leaseDurationMs;
+  return { version, record, firstSeenAt, storeSaysExpired };
+}
+
+function expired(context: ElectionContext, seen: Observation): boolean {
+  if (!seen.record || seen.record.holder === null) return true;
+  if (seen.storeSaysExpired) return true;
+  const wait = Math.max(seen.record.leaseDurationMs, context.timing.leaseDurationMs);
+  return context.clock.now() - seen.firstSeenAt >= wait;
+}
+
 export const electionMachine = setup({
   types: {
     context: {} as ElectionContext,
@@ -110,8 +149,7 @@ export const electionMachine = setup({
     input: {} as ElectionInput,
   },
   actors: {
-    readLease: notProvided('readLease') as ReturnType<typeof fromCallback<any, ReadLeaseInput>>,
-    writeLease: notProvided('writeLease') as ReturnType<typeof fromCallback<any, WriteLeaseInput>>,
+    leaseStore: storeNotProvided,
     leaderWork: fromCallback<any, LeaderWorkInput>(() => {}),
   },
   delays: {
@@ -126,13 +164,11 @@ export const electionMachine = setup({
     isCurrentReply: ({ context, event }) => 'requestId' in event && event.requestId === context.requestId,
     isStanding: ({ context }) => context.standing,
     stopRequested: ({ context }) => context.stopRequested,
-    leaseIsAvailable: ({ context }) => {
-      const seen = context.observation;
-      if (!seen) return false;
-      if (!seen.record || seen.record.holder === null) return true;
-      if (seen.storeSaysExpired) return true;
-      const wait = Math.max(seen.record.leaseDurationMs, context.timing.leaseDurationMs);
-      return context.clock.now() - seen.firstSeenAt >= wait;
+    /** Judged on the reply being handled, as the observation it is about to become. */
+    leaseIsAvailable: ({ context, event }) => {
+      if (event.type !== 'lease.read') return false;
+      const seen = observationFrom(context, event.entry);
+      return !(seen instanceof Error) && expired(context, seen);
     },
     recordIsStillOurs: ({ context, event }) => {
       if (event.type !== 'lease.read') return false;
@@ -149,35 +185,42 @@ export const electionMachine = setup({
       requestId: context.requestId + 1,
       requestStartedAt: context.clock.now(),
     })),
+    sendRead: sendTo('store', ({ context }): LeaseStoreRequest => ({ type: 'read', requestId: context.requestId, key: context.key })),
+    sendAcquire: sendTo('store', ({ context }): LeaseStoreRequest => ({
+      type: 'write',
+      requestId: context.requestId,
+      key: context.key,
+      expectedVersion: context.observation?.version ?? null,
+      record: context.heldRecord!,
+      purpose: 'acquire',
+    })),
+    sendRenew: sendTo('store', ({ context }): LeaseStoreRequest => ({
+      type: 'write',
+      requestId: context.requestId,
+      key: context.key,
+      expectedVersion: context.heldVersion,
+      record: context.heldRecord!,
+      purpose: 'renew',
+    })),
+    sendRelease: sendTo('store', ({ context }): LeaseStoreRequest => ({
+      type: 'write',
+      requestId: context.requestId,
+      key: context.key,
+      expectedVersion: context.heldVersion,
+      record: { ...context.heldRecord!, holder: null, renewedAt: wallIso(context.clock) },
+      purpose: 'release',
+    })),
+    // Leaving a request's state (reply, timeout, step-down) ends the wait: a call still under way is aborted and
+    // whatever it returns later is dropped.
+    abandonRequest: sendTo('store', ({ context }): LeaseStoreRequest => ({ type: 'abandon', requestId: context.requestId })),
     observe: assign(({ context, event }) => {
       if (event.type !== 'lease.read') return {};
-      const record = parseRecord(event.entry);
-      if (record instanceof Error) {
-        context.logger.error(fields(context, { err: record.message }), 'lease record is malformed; not touching it');
+      const observation = observationFrom(context, event.entry);
+      if (observation instanceof Error) {
+        context.logger.error(fields(context, { err: observation.message }), 'lease record is malformed; not touching it');
         return {};
       }
-      const version = event.entry?.version ?? null;
-      const previous = context.observation;
-      // Same version *and* same content: a store that lost its data may hand out a version string again, and a
-      // record seen before the loss must not lend its age to a different record that now carries it.
-      const unchanged =
-        previous !== undefined &&
-        previous.version === version &&
-        previous.record?.holder === record?.holder &&
-        previous.record?.epoch === record?.epoch &&
-        previous.record?.renewals === record?.renewals;
-      const firstSeenAt = unchanged ? previous.firstSeenAt : context.clock.now();
-      const entry = event.entry;
-      const storeSaysExpired =
-        context.trustStoreClock &&
-        record !== undefined &&
-        entry?.readAtMs !== undefined &&
-        entry.writtenAtMs !== undefined &&
-        entry.readAtMs - entry.writtenAtMs >= record.leaseDurationMs;
-      return {
-        observation: { version, record, firstSeenAt, storeSaysExpired },
-        highestEpochSeen: Math.max(context.highestEpochSeen, record?.epoch ?? 0),
-      };
+      return { observation, highestEpochSeen: Math.max(context.highestEpochSeen, observation.record?.epoch ?? 0) };
     }),
     forgetObservation: assign({ observation: undefined }),
     becomeLeader: assign(({ context, event }) => {
@@ -282,6 +325,8 @@ export const electionMachine = setup({
     requestStartedAt: 0,
     fenceReason: undefined,
   }),
+  // One store actor for the machine's whole life: a child actor per request cost more than the rest of a transition.
+  invoke: { id: 'store', src: 'leaseStore' },
   initial: 'follower',
   on: {
     STOP: { target: '.shutdown' },
@@ -293,44 +338,24 @@ export const electionMachine = setup({
       initial: 'reading',
       states: {
         reading: {
-          entry: 'startRequest',
-          invoke: {
-            id: 'read-lease',
-            src: 'readLease',
-            input: ({ context }) => ({ requestId: context.requestId, key: context.key }),
-          },
+          entry: ['startRequest', 'sendRead'],
+          exit: 'abandonRequest',
           on: {
-            'lease.read': { guard: 'isCurrentReply', target: 'deciding', actions: 'observe' },
+            'lease.read': [
+              { guard: and(['isCurrentReply', 'isStanding', 'leaseIsAvailable']), target: '#election.candidate', actions: 'observe' },
+              { guard: 'isCurrentReply', target: 'waiting', actions: 'observe' },
+            ],
             'lease.failed': { guard: 'isCurrentReply', target: 'waiting', actions: 'logStoreFailure' },
           },
           after: { requestTimeout: { target: 'waiting', actions: 'logRequestTimeout' } },
-        },
-        deciding: {
-          always: [
-            { guard: 'isStanding', target: 'checkingExpiry' },
-            { target: 'waiting' },
-          ],
-        },
-        checkingExpiry: {
-          always: [{ guard: 'leaseIsAvailable', target: '#election.candidate' }, { target: 'waiting' }],
         },
         waiting: {
           after: { retryPeriod: 'reading' },
           on: { LEASE_CHANGED: 'reading' },
         },
         releasing: {
-          entry: 'startRequest',
-          invoke: {
-            id: 'release-lease',
-            src: 'writeLease',
-            input: ({ context }) => ({
-              requestId: context.requestId,
-              key: context.key,
-              expectedVersion: context.heldVersion,
-              record: { ...context.heldRecord!, holder: null, renewedAt: wallIso(context.clock) },
-              purpose: 'release' as const,
-            }),
-          },
+          entry: ['startRequest', 'sendRelease'],
+          exit: 'abandonRequest',
           on: {
             'lease.written': { guard: 'isCurrentReply', target: 'released', actions: 'logReleased' },
             'lease.conflict': { guard: 'isCurrentReply', target: 'released' },
@@ -345,18 +370,8 @@ export const electionMachine = setup({
       },
     },
     candidate: {
-      entry: ['prepareAcquire', 'startRequest'],
-      invoke: {
-        id: 'acquire-lease',
-        src: 'writeLease',
-        input: ({ context }) => ({
-          requestId: context.requestId,
-          key: context.key,
-          expectedVersion: context.observation?.version ?? null,
-          record: context.heldRecord!,
-          purpose: 'acquire' as const,
-        }),
-      },
+      entry: ['prepareAcquire', 'startRequest', 'sendAcquire'],
+      exit: 'abandonRequest',
       on: {
         'lease.written': [
           { guard: and(['isCurrentReply', 'isStanding', not('wonTooLate')]), target: 'leader', actions: 'becomeLeader' },
@@ -409,18 +424,8 @@ export const electionMachine = setup({
           },
         },
         renewing: {
-          entry: ['prepareRenew', 'startRequest'],
-          invoke: {
-            id: 'renew-lease',
-            src: 'writeLease',
-            input: ({ context }) => ({
-              requestId: context.requestId,
-              key: context.key,
-              expectedVersion: context.heldVersion,
-              record: context.heldRecord!,
-              purpose: 'renew' as const,
-            }),
-          },
+          entry: ['prepareRenew', 'startRequest', 'sendRenew'],
+          exit: 'abandonRequest',
           on: {
             'lease.written': { guard: 'isCurrentReply', target: 'holding', actions: ['extendDeadline', 'disarmDeadline', 'armDeadline'] },
             'lease.conflict': { guard: 'isCurrentReply', target: 'verifying' },
@@ -429,12 +434,8 @@ export const electionMachine = setup({
           after: { leaderRequestTimeout: { target: 'holding', actions: 'logRequestTimeout' } },
         },
         verifying: {
-          entry: 'startRequest',
-          invoke: {
-            id: 'verify-lease',
-            src: 'readLease',
-            input: ({ context }) => ({ requestId: context.requestId, key: context.key }),
-          },
+          entry: ['startRequest', 'sendRead'],
+          exit: 'abandonRequest',
           on: {
             'lease.read': [
               { guard: and(['isCurrentReply', 'recordIsStillOurs']), target: 'renewing', actions: 'adoptOwnVersion' },

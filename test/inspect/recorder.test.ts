@@ -68,7 +68,7 @@ describe('inspect recorder', () => {
     expect((leaderSnapshot!.event.snapshot as any).context.clock).toBeUndefined();
     expect((leaderSnapshot!.event.snapshot as any).context.epoch).toBe(1);
     expect(leaderSnapshot!.event.sessionId).toBe('n1');
-    expect(new Set(lines.map((l) => l.event.sessionId)).has('n1/read-lease#0')).toBe(true);
+    expect(new Set(lines.map((l) => l.event.sessionId)).has('n1/store#0')).toBe(true);
     await elector.stop();
   });
 

@@ -24,9 +24,10 @@ describe('statechart from electionMachine', () => {
   it('has the event, delayed and eventless transitions, with guards, and no targetless ones', () => {
     const has = (source: string, event: string, target: string, guard?: string) =>
       chart.edges.some((e) => e.source === source && e.event === event && e.target === target && (guard === undefined || e.guard === guard));
-    expect(has('follower.reading', 'lease.read', 'follower.deciding', 'isCurrentReply')).toBe(true);
+    expect(has('follower.reading', 'lease.read', 'follower.waiting', 'isCurrentReply')).toBe(true);
     expect(has('follower.waiting', 'after retryPeriod', 'follower.reading')).toBe(true);
-    expect(has('follower.checkingExpiry', 'always', 'candidate', 'leaseIsAvailable')).toBe(true);
+    expect(has('follower.reading', 'lease.read', 'candidate', 'isCurrentReply && isStanding && leaseIsAvailable')).toBe(true);
+    expect(has('follower.released', 'always', 'follower.waiting')).toBe(true);
     expect(has('candidate', 'lease.written', 'leader', 'isCurrentReply && isStanding && !wonTooLate')).toBe(true);
     expect(has('leader', 'renew.deadline', 'fenced', 'deadlinePassed')).toBe(true);
     expect(has('leader.verifying', 'lease.read', 'fenced')).toBe(true);
