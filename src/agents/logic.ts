@@ -330,12 +330,13 @@ export interface SweepPlan {
   /** New agent records (marked stale), each to be written only if the agent's version is still the one read. */
   readonly agentWrites: ReadonlyArray<{ readonly id: string; readonly expectedVersion: string; readonly record: AgentRecord }>;
   /**
-   * Check-only conditions: every agent whose non-active state a board change relied on (the holder of each requeued
-   * task, the assignee of each dropped reservation) and that is not already in `agentWrites`, at the version read
+   * Check-only conditions: every agent whose state the plan relied on — the holder of each requeued task and the
+   * assignee of each dropped reservation (not active), the handoff target a requeued task is reserved for (active),
+   * each agent retired or put back in the index — and that is not already in `agentWrites`, at the version read
    * (null: no record was read, so none may exist). If any of them changed since — e.g. it re-registered and claimed
-   * the task after the sweep read the agents — the commit is refused and the sweep re-reads. Agents whose *active*
-   * state the plan used (a handoff target) are not checked: they heartbeat, which would make every sweep contend, and
-   * a reservation for an agent that has since gone silent is dropped by the next sweep.
+   * the task, or the handoff target deregistered, after the sweep read the agents — the commit is refused and the
+   * sweep re-reads, so no sweep write rests on a record that changed under it. A handoff target's heartbeat also
+   * changes its version: that costs a re-read and retry of the (rare) sweeps that reserve work for it, no more.
    */
   readonly agentChecks: ReadonlyArray<{ readonly id: string; readonly expectedVersion: string | null }>;
   /** The new board, when any task moved. */
@@ -396,6 +397,8 @@ export function planSweep(input: SweepInput): SweepPlan {
           notes.set(task.claimedBy, handoff);
         }
         const assignee = isActive(handoff.to) ? handoff.to : null;
+        // The reservation relies on the target being active as read: checked too (see `agentChecks`).
+        if (assignee !== null) reliedOn.add(assignee);
         tasks[task.id] = requeue(task, handoff, assignee);
         requeued.push({ taskId: task.id, from: task.claimedBy, handoff });
         reliedOn.add(task.claimedBy);

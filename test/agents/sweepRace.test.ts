@@ -91,3 +91,62 @@ describe('sweep commit checks the agents its requeues relied on', () => {
     await expect(agentSide.complete('x', 't1', claimToken!, { ok: true })).resolves.toMatchObject({ state: 'completed', completedBy: 'x' });
   });
 });
+
+describe('sweep commit checks the handoff target its reservation relied on', () => {
+  async function setup() {
+    const clock = new TestClock();
+    const shared = new MemoryLeaseStore();
+    shared.commitSync([{ key: leaseKey(ELECTION), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 60_000, renewals: 0 } }]);
+    const registry = new AgentRegistry(shared, ELECTION, clock);
+    let hook: (() => Promise<void>) | undefined;
+    const commits: CommitOp[][] = [];
+    const sweeper = new Sweeper({
+      registry,
+      clock,
+      nodeId: 'o1',
+      staleAfterMs: STALE_AFTER,
+      sweepIntervalMs: 200,
+      beforeCommit: async (ops) => {
+        commits.push([...ops]);
+        const run = hook;
+        hook = undefined;
+        await run?.();
+      },
+    });
+    // x holds t1, with an operator's handoff note naming y as the target; y is active.
+    for (const id of ['x', 'y']) await registry.register({ id, role: 'builder', capabilities: [] });
+    await registry.submitTasks(tasks(1));
+    expect((await registry.claim('x'))?.task.id).toBe('t1');
+    await registry.setHandoff({ nodeId: 'o1', epoch: 1 }, 'x', { note: 'draining x', to: 'y' });
+    await sweeper.observe();
+    await clock.advance(STALE_AFTER / 2);
+    await registry.heartbeat('y'); // y keeps beating, x has gone silent
+    await sweeper.observe();
+    await clock.advance(STALE_AFTER / 2 + 50);
+    return { registry, sweeper, commits, before: (run: () => Promise<void>) => (hook = run) };
+  }
+
+  it('does not reserve requeued work for a target that deregistered between the sweep read and its commit', async () => {
+    const { registry, sweeper, commits, before } = await setup();
+    before(async () => {
+      await registry.deregister('y');
+    });
+    const outcome = await sweeper.sweepOnce(1);
+    const { board } = await registry.readBoard();
+    expect(board.tasks.t1).toMatchObject({ state: 'queued', assignee: null, requeues: 1, handoff: { from: 'x', to: 'y', reason: 'stale' } });
+    // The first commit checked y at the version read, was refused, and the re-plan saw y gone.
+    expect(outcome).toMatchObject({ kind: 'applied', attempts: 2 });
+    expect(commits[0]).toContainEqual({ key: registry.keys.agent('y'), expectedVersion: expect.any(String) });
+    expect((await registry.readAgent('x'))!.record.state).toBe('stale');
+  });
+
+  it("a target's heartbeat in that window costs one retry; the reservation then lands", async () => {
+    const { registry, sweeper, before } = await setup();
+    before(async () => {
+      await registry.heartbeat('y');
+    });
+    const outcome = await sweeper.sweepOnce(1);
+    expect((await registry.readBoard()).board.tasks.t1).toMatchObject({ state: 'queued', assignee: 'y' });
+    expect(outcome).toMatchObject({ kind: 'applied', attempts: 2 });
+  });
+});
