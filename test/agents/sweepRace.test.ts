@@ -123,12 +123,12 @@ describe('sweep commit checks the handoff target its reservation relied on', () 
     await registry.heartbeat('y'); // y keeps beating, x has gone silent
     await sweeper.observe();
     await clock.advance(STALE_AFTER / 2 + 50);
-    return { registry, sweeper, commits, before: (run: () => Promise<void>) => (hook = run) };
+    return { registry, sweeper, commits, beforeCommit: (run: () => Promise<void>) => (hook = run) };
   }
 
   it('does not reserve requeued work for a target that deregistered between the sweep read and its commit', async () => {
-    const { registry, sweeper, commits, before } = await setup();
-    before(async () => {
+    const { registry, sweeper, commits, beforeCommit } = await setup();
+    beforeCommit(async () => {
       await registry.deregister('y');
     });
     const outcome = await sweeper.sweepOnce(1);
@@ -141,8 +141,8 @@ describe('sweep commit checks the handoff target its reservation relied on', () 
   });
 
   it("a target's heartbeat in that window costs one retry; the reservation then lands", async () => {
-    const { registry, sweeper, before } = await setup();
-    before(async () => {
+    const { registry, sweeper, beforeCommit } = await setup();
+    beforeCommit(async () => {
       await registry.heartbeat('y');
     });
     const outcome = await sweeper.sweepOnce(1);
