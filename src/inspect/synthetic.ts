@@ -16,6 +16,13 @@ export interface SyntheticOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /** Leader work lines: a token claim (assertLeader) before every fenced write, whose resource line names it. */
+  work?: boolean;
+  /**
+   * Worker agents (a1..aN) with heartbeats, task claims and completions, outages of their own, and the leader's
+   * sweeps marking them stale and requeuing their task; a `final` board line at the end.
+   */
+  agents?: number;
 }
 
 function mulberry32(seed: number): () => number {
@@ -202,25 +209,140 @@ export function syntheticTrace(options: SyntheticOptions = {}): TraceLine[] {
   // The resource: accepts a token only if it is at least the high-water mark.
   writes.sort((a, b) => a.t - b.t);
   let high = 0;
-  let lastAccepted = 0;
   for (const w of writes) {
     const accepted = w.token >= high;
-    if (accepted) {
-      high = w.token;
-      lastAccepted = w.t;
-    }
-    lines.push({ t: w.t, kind: 'resource', node: names[w.n]!, token: w.token, accepted, highWater: high });
+    if (accepted) high = w.token;
+    if (options.work) {
+      const claimedT = r3(w.t - 1 - rand() * 4);
+      lines.push({ t: claimedT, kind: 'work', node: names[w.n]!, phase: 'claim', token: w.token });
+      lines.push({ t: w.t, kind: 'resource', node: names[w.n]!, token: w.token, accepted, highWater: high, claimedT });
+    } else lines.push({ t: w.t, kind: 'resource', node: names[w.n]!, token: w.token, accepted, highWater: high });
   }
-  void lastAccepted;
+  if (options.work) {
+    for (const term of terms) {
+      lines.push({ t: r3(term.a), kind: 'work', node: names[term.n]!, phase: 'start', token: term.epoch });
+      if (term.b < duration) lines.push({ t: r3(term.b), kind: 'work', node: names[term.n]!, phase: 'stop', token: term.epoch });
+    }
+  }
+  const agentNames = options.agents ? syntheticAgents(options.agents, duration, rand, terms, names, lines) : [];
 
   lines.sort((a, b) => (a as { t: number }).t - (b as { t: number }).t);
   const meta: TraceLine = {
     kind: 'meta',
     format: TRACE_FORMAT,
     seed: options.seed ?? 1,
-    nodes: names,
+    nodes: [...names, ...agentNames],
     options: { synthetic: true, leaseDurationMs: lease, renewDeadlineMs: deadline, retryPeriodMs: retry, unsafe: options.unsafe ?? false },
     violatedAssumptions: options.unsafe ? ['long-pause'] : [],
   };
   return [meta, ...lines];
+}
+
+/** Agent lines for `syntheticTrace({ agents })`: see SyntheticOptions.agents. Appends to `lines`, returns the ids. */
+function syntheticAgents(
+  count: number,
+  duration: number,
+  rand: () => number,
+  terms: readonly { n: number; epoch: number; a: number; b: number }[],
+  names: readonly string[],
+  lines: TraceLine[],
+): string[] {
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  const staleAfter = 1500;
+  const ids = Array.from({ length: count }, (_, i) => `a${i + 1}`);
+  const leaderAt = (t: number) => terms.find((term) => term.a <= t && t < term.b) ?? terms.find((term) => term.a >= t);
+  const queue: { task: string; token: number }[] = [];
+  const tasks = new Map<string, { state: string; claimedBy: string | null; claimToken: number; completedBy: string | null }>();
+  let nextTask = 1;
+  const take = () => queue.shift() ?? { task: `t${nextTask++}`, token: 0 };
+  // Each agent is simulated on its own, in time order, sharing the queue (good enough for a picture).
+  interface AgentRun {
+    id: string;
+    now: number;
+    incarnation: number;
+    beat: number;
+    nextBeat: number;
+    holding: { task: string; token: number; doneAt: number } | null;
+    outages: { a: number; b: number; kind: 'pause' | 'partition' | 'crash' }[];
+  }
+  const runs: AgentRun[] = ids.map((id) => {
+    const outages: AgentRun['outages'] = [];
+    for (let t = 20_000 + rand() * 40_000; t < duration - 5000; t += 30_000 + rand() * 60_000) {
+      const roll = rand();
+      outages.push({ a: r3(t), b: r3(t + 1000 + rand() * 3500), kind: roll < 0.4 ? 'pause' : roll < 0.7 ? 'partition' : 'crash' });
+    }
+    return { id, now: 30 + rand() * 60, incarnation: 1, beat: 0, nextBeat: 0, holding: null, outages };
+  });
+  for (const run of runs) {
+    const { id } = run;
+    const register = (t: number) => {
+      lines.push({ t: r3(t), kind: 'agent', node: id, event: 'register', agent: id, incarnation: run.incarnation, beat: run.beat });
+      run.nextBeat = t + 500;
+    };
+    register(run.now);
+    let o = 0;
+    while (run.now < duration) {
+      const outage = run.outages[o];
+      const next = Math.min(run.nextBeat, run.holding ? run.holding.doneAt : run.now + 20 + rand() * 80, outage ? outage.a : Number.POSITIVE_INFINITY);
+      if (next >= duration) break;
+      run.now = next;
+      if (outage && run.now >= outage.a) {
+        o++;
+        lines.push({ t: outage.a, kind: 'fault', fault: outage.kind, node: id, durationMs: r3(outage.b - outage.a) });
+        // Silent past staleAfter: the leader's next sweep marks it stale and requeues what it held.
+        if (outage.b - outage.a > staleAfter + 300) {
+          const sweepT = outage.a + staleAfter + 100 + rand() * 200;
+          const term = leaderAt(sweepT);
+          if (term) {
+            const at = Math.max(sweepT, term.a + 50);
+            const requeued = run.holding ? [{ task: run.holding.task, from: id, token: run.holding.token }] : [];
+            if (run.holding) {
+              queue.push({ task: run.holding.task, token: run.holding.token });
+              tasks.set(run.holding.task, { state: 'queued', claimedBy: null, claimToken: run.holding.token, completedBy: null });
+              run.holding = null;
+            }
+            lines.push({
+              t: r3(at),
+              kind: 'agent',
+              node: names[term.n]!,
+              event: 'sweep',
+              applied: true,
+              epoch: term.epoch,
+              detail: { epochs: [term.epoch], marked: [{ agent: id, incarnation: run.incarnation, beat: run.beat }], requeued },
+            });
+          }
+          run.incarnation++;
+          run.now = outage.b + 5;
+          register(run.now);
+        } else {
+          run.now = outage.b + 5;
+          run.nextBeat = run.now;
+          if (run.holding) run.holding.doneAt = Math.max(run.holding.doneAt, run.now + 50);
+        }
+        continue;
+      }
+      if (run.now >= run.nextBeat) {
+        run.beat++;
+        lines.push({ t: r3(run.now), kind: 'agent', node: id, event: 'heartbeat', agent: id, incarnation: run.incarnation, beat: run.beat });
+        run.nextBeat = run.now + 500;
+        continue;
+      }
+      if (run.holding && run.now >= run.holding.doneAt) {
+        const { task, token } = run.holding;
+        lines.push({ t: r3(run.now), kind: 'agent', node: id, event: 'complete', task, agent: id, token, detail: { claimToken: token, claimedBy: id, wasState: 'claimed' } });
+        tasks.set(task, { state: 'completed', claimedBy: id, claimToken: token, completedBy: id });
+        run.holding = null;
+        continue;
+      }
+      if (!run.holding) {
+        const { task, token } = take();
+        run.holding = { task, token: token + 1, doneAt: run.now + 300 + rand() * 900 };
+        tasks.set(task, { state: 'claimed', claimedBy: id, claimToken: token + 1, completedBy: null });
+        lines.push({ t: r3(run.now), kind: 'agent', node: id, event: 'claim', task, agent: id, token: token + 1, incarnation: run.incarnation });
+      }
+    }
+  }
+  lines.sort((a, b) => (a as { t: number }).t - (b as { t: number }).t);
+  lines.push({ t: duration, kind: 'agent', node: 'env', event: 'final', detail: { tasks: Object.fromEntries(tasks), agents: {} } });
+  return ids;
 }

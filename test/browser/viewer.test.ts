@@ -249,5 +249,26 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
     );
     expect(loadMs).toBeLessThan(20_000);
     await page.screenshot({ path: join(ARTIFACTS, 'viewer-large.png') });
+
+    // The same run with every leader's token claims (work lines) and three worker agents: their lanes, ~2k task
+    // claims and completions, heartbeats, sweeps with requeues and the handoffs list must not make it sluggish.
+    const withAgents = syntheticTrace({ nodes: 10, durationMs: 600_000, seed: 7, unsafe: true, work: true, agents: 3 });
+    const builtA = performance.now();
+    const htmlA = buildViewerHtml(withAgents, 'synthetic 10 nodes × 10 min, work and 3 agents');
+    const buildAMs = performance.now() - builtA;
+    const loaded = await open(context, htmlA, 'synthetic-large-agents');
+    expect(await loaded.page.$$eval('.lane-label[data-agent]', (els) => els.length)).toBe(3);
+    const sweeps = withAgents.filter((l) => l.kind === 'agent' && l.event === 'sweep');
+    const requeues = sweeps.reduce((n, l) => n + ((l as { detail?: { requeued?: unknown[] } }).detail?.requeued?.length ?? 0), 0);
+    expect(requeues).toBeGreaterThan(5);
+    expect(await loaded.page.$$eval('#handoffs li[data-kind="requeue"]', (els) => els.length)).toBe(requeues);
+    const claimCount = await loaded.page.evaluate(() => (window as any).viewer.claims().length);
+    expect(claimCount).toBe(withAgents.filter((l) => l.kind === 'work' && l.phase === 'claim').length);
+    console.log(
+      `large trace with work and agents: ${withAgents.length} lines, ${claimCount} token claims, ${requeues} requeues, HTML ${(htmlA.length / 1e6).toFixed(2)} MB ` +
+        `built in ${buildAMs.toFixed(0)} ms; browser load ${loaded.loadMs.toFixed(0)} ms`,
+    );
+    expect(loaded.loadMs).toBeLessThan(20_000);
+    await loaded.page.screenshot({ path: join(ARTIFACTS, 'viewer-large-agents.png'), fullPage: true });
   });
 });
