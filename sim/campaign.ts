@@ -66,10 +66,13 @@ export async function runCampaign(o: CampaignOptions): Promise<ScenarioOutcome[]
   const fromSource = import.meta.url.endsWith('.ts');
   const workerUrl = new URL(fromSource ? './campaignWorker.ts' : './campaignWorker.js', import.meta.url);
   // From TypeScript sources (tsx, vitest) a worker must register the TypeScript loader itself: workers do not inherit it.
+  // A run allocates a snapshot per transition and a trace line per message, all short-lived: with V8's default young
+  // generation, scavenges took a fifth of the time; a larger one made campaigns ~40 % faster (see the session note).
+  const workerOptions = { workerData: { generate: o.generate }, resourceLimits: { maxYoungGenerationSizeMb: 256 } };
   const spawn = () =>
     fromSource
-      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, workerData: { generate: o.generate } })
-      : new Worker(workerUrl, { workerData: { generate: o.generate } });
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, ...workerOptions })
+      : new Worker(workerUrl, workerOptions);
   await Promise.all(
     Array.from({ length: threads }, async () => {
       const worker = spawn();

@@ -21,6 +21,27 @@ describe('determinism', () => {
     expect(hash(c)).not.toBe(hash(a));
   });
 
+  it('transition lines match what XState inspection reports (the simulator observes snapshots without inspecting)', async () => {
+    const scenario = generateScenario(11, { durationMs: 20_000, faultRate: 30 });
+    const inspected: string[] = [];
+    const lastPath = new Map<string, string>();
+    const { trace } = await simulate(scenario, {
+      onInspect: (node, ev, t) => {
+        if (ev.type !== '@xstate.snapshot' || (ev.actorRef as { id?: string }).id !== `election:sim:${node}`) return;
+        const snapshot = ev.snapshot as unknown as { status: string; value: unknown };
+        if (snapshot.status !== 'active' && snapshot.status !== 'done') return;
+        const path = JSON.stringify(snapshot.value).replace(/[{}"]/g, '').replace(/:/g, '.');
+        if (lastPath.get(node) === path) return;
+        lastPath.set(node, path);
+        inspected.push(`${t} ${node} ${path} ${(ev.event as { type: string }).type}`);
+      },
+    });
+    const recorded = trace.flatMap((l) => (l.kind === 'transition' && l.event !== 'crash' ? [`${l.t} ${l.node} ${l.to} ${l.event}`] : []));
+    expect(recorded.length).toBeGreaterThan(50);
+    expect(recorded).toEqual(inspected.filter((line) => recorded.includes(line)));
+    expect(inspected.filter((line) => !recorded.includes(line))).toEqual([]);
+  });
+
   it('traces parse with the shared schema', async () => {
     const { trace } = await simulate(generateScenario(7, { durationMs: 10_000, faultRate: 40 }));
     const parsed = parseTrace(formatTrace(trace));
