@@ -128,10 +128,11 @@ export class StoreUnavailableError extends FencedLeaderError {
 export class StoreTimeoutError extends FencedLeaderError {
   static readonly code = 'ERR_STORE_TIMEOUT';
   readonly timeoutMs: number;
-  constructor(operation: string, timeoutMs: number) {
+  /** `timeoutMs` 0 with a `message`: the caller stopped waiting before any timeout of its own (see the message). */
+  constructor(operation: string, timeoutMs: number, message?: string) {
     super(
       StoreTimeoutError.code,
-      `${operation} did not complete within ${timeoutMs} ms; its reply, if it comes, will be ignored.`,
+      message ?? `${operation} did not complete within ${timeoutMs} ms; its reply, if it comes, will be ignored.`,
     );
     this.timeoutMs = timeoutMs;
   }

@@ -27,7 +27,11 @@ export interface StoreCapabilities {
 }
 
 export interface CallOptions {
-  /** Aborting rejects the call promptly; a write may or may not have been applied (the ambiguous case). */
+  /**
+   * Aborting rejects the call promptly; a write may or may not have been applied (the ambiguous case). The elector
+   * passes the same signal to successive calls until it aborts one, so a store must remove any abort listener it
+   * added once its call settles, and ignore the signal after that.
+   */
   readonly signal?: AbortSignal;
 }
 

@@ -2,8 +2,8 @@
  * Bounds one store call by the store's `timeoutMs` and the caller's AbortSignal, without paying for a timer and an
  * abort listener on every call.
  *
- * The elector passes a fresh AbortSignal on every call, and `addEventListener`/`removeEventListener` on a fresh
- * signal costs several microseconds of CPU (Node's EventTarget), as does a timer per call: on a 0.1 ms Redis renewal
+ * The elector passes an AbortSignal with every call, and `addEventListener`/`removeEventListener` on a signal
+ * costs several microseconds of CPU (Node's EventTarget), as does a timer per call: on a 0.1 ms Redis renewal
  * that was a fifth of the latency. Most calls settle within a millisecond, so a call starts *young*: it only joins a
  * FIFO list shared by the whole process, served by one timer. A call still pending `GRACE_MS` after it started is
  * *promoted*: it gets its own timer for the rest of `timeoutMs` and an abort listener (or is abandoned at once if its

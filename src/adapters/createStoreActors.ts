@@ -6,7 +6,6 @@ import type { LeaseStore } from './LeaseStore.js';
 /** The request under way: at most one, since the machine waits for each reply (or abandons it) before the next. */
 interface Pending {
   readonly request: Exclude<LeaseStoreRequest, { type: 'abandon' }>;
-  readonly controller: AbortController;
 }
 
 function describe(request: Pending['request']): string {
@@ -21,12 +20,19 @@ function describe(request: Pending['request']): string {
 export function createStoreActors(store: LeaseStore) {
   const leaseStore = fromCallback<LeaseStoreRequest>(({ sendBack, receive }) => {
     let pending: Pending | undefined;
+    // Calls are sequential and most are never aborted, so one controller serves them all until an abort spends it:
+    // creating an AbortController costs microseconds, a noticeable share of a loopback renewal. A settled call
+    // ignores its signal (see callBounds), so a later abort cannot touch it.
+    let controller = new AbortController();
 
     const abort = () => {
       if (!pending) return;
-      const { controller, request } = pending;
+      const { request } = pending;
       pending = undefined;
-      controller.abort(new StoreTimeoutError(`${store.kind} ${describe(request)}`, 0));
+      const operation = `${store.kind} ${describe(request)}`;
+      const why = `${operation} was abandoned by the elector (its request timeout passed, or the state that made it was left); its reply, if it comes, will be ignored.`;
+      controller.abort(new StoreTimeoutError(operation, 0, why));
+      controller = new AbortController();
     };
 
     const settle = (current: Pending, reply: LeaseStoreReply) => {
@@ -42,10 +48,9 @@ export function createStoreActors(store: LeaseStore) {
       }
       abort();
       const { requestId, key } = request;
-      const controller = new AbortController();
       const options = { signal: controller.signal };
       if (request.type === 'read') {
-        const current: Pending = { request, controller };
+        const current: Pending = { request };
         pending = current;
         store.read(key, options).then(
           (entry) => settle(current, { type: 'lease.read', requestId, entry }),
@@ -53,7 +58,7 @@ export function createStoreActors(store: LeaseStore) {
         );
         return;
       }
-      const current: Pending = { request, controller };
+      const current: Pending = { request };
       pending = current;
       store.compareAndSet(key, request.expectedVersion, request.record, options).then(
         (version) => settle(current, { type: 'lease.written', requestId, version }),
