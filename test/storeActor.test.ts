@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { CallOptions, Json, LeaseStore, StoreEntry } from '../src/adapters/LeaseStore.js';
+import type { CallOptions, Json, StoreEntry } from '../src/adapters/LeaseStore.js';
 import { MemoryLeaseStore } from '../src/adapters/MemoryLeaseStore.js';
 import { createElector } from '../src/createElector.js';
 import { leaseKey } from '../src/machines/leaseRecord.js';
