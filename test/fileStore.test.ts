@@ -271,6 +271,29 @@ describe('FileLeaseStore: the inter-process lock', () => {
     expect(await readdir(dir)).toEqual(['orchestrator-state.json']);
   });
 
+  it('gives up a commit that held the lock for more than half of lockStaleMs, changing nothing; a retry succeeds', async () => {
+    const store = open({ lockStaleMs: 400, lockTimeoutMs: 5_000 });
+    const v1 = await store.compareAndSet('k', null, { n: 1 });
+    // Stall this process between taking the lock and committing (writing the temp file), past lockStaleMs / 2.
+    const realOpen = fsPromises.open;
+    fsPromises.open = (async (...args: Parameters<typeof realOpen>) => {
+      if (String(args[0]).endsWith('.tmp')) await new Promise((resolve) => setTimeout(resolve, 300));
+      return realOpen(...args);
+    }) as typeof realOpen;
+    let err: unknown;
+    try {
+      err = await failure(store.compareAndSet('k', v1, { n: 2 }));
+    } finally {
+      fsPromises.open = realOpen;
+    }
+    expect(StoreUnavailableError.is(err)).toBe(true);
+    expect(String((err as Error).message)).toMatch(/more than half of lockStaleMs=400.*nothing was changed, retry/);
+    expect((await store.read('k'))?.value).toEqual({ n: 1 });
+    await store.compareAndSet('k', v1, { n: 2 });
+    expect((await store.read('k'))?.value).toEqual({ n: 2 });
+    expect(await readdir(dir)).toEqual(['orchestrator-state.json']);
+  });
+
   it('breaks a lock older than lockStaleMs even if its pid is alive', async () => {
     await writeFile(`${statePath}.lock`, lockBody(process.pid, Date.now() - 60_000));
     await utimes(`${statePath}.lock`, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));

@@ -383,6 +383,16 @@ export class FileLeaseStore implements LeaseStore {
       if (current?.info?.token !== lock.token) {
         throw this.unavailable(`lost the lock on ${this.lockPath} while committing (held longer than lockStaleMs=${this.lockStaleMs})`);
       }
+      // The check above and the rename are two steps: a breaker could act between them once the lock is
+      // lockStaleMs old. Committing only while the lock is younger than half that leaves the other half as a
+      // margin, so an overwrite needs this process to stall for lockStaleMs / 2 between two adjacent calls — the
+      // same kind of pause bound the lease protocol states (docs/protocol.md).
+      const heldMs = Date.now() - lock.acquiredAtMs;
+      if (heldMs > this.lockStaleMs / 2) {
+        throw this.unavailable(
+          `held the lock on ${this.lockPath} for ${heldMs} ms, more than half of lockStaleMs=${this.lockStaleMs}: gave up rather than risk overwriting a commit made after the lock was broken; nothing was changed, retry`,
+        );
+      }
       await fsp.rename(tempPath, this.path);
       renamed = true;
     } catch (err) {
