@@ -1,4 +1,4 @@
-import { Etcd3, GRPCDeadlineExceededError, type IOptions, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, type IOptions, isRecoverableError, type Namespace, type Watcher } from 'etcd3';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { boundCall } from './callBounds.js';
@@ -10,7 +10,9 @@ export interface EtcdLeaseStoreOptions {
   /**
    * An existing client. The store never closes it (the caller owns it). Note that etcd3's default fault handling
    * retries failed calls up to three times; a retried transaction that had in fact been applied then reports a
-   * mismatch. Stores that create their own client turn those retries off.
+   * mismatch, and its default circuit breaker fails every call for 5 s after three consecutive failures (with one
+   * host: for 5 s after the server is back). Stores that create their own client turn the retries off, use no breaker
+   * with one host and a 250 ms one with several, and cap watch reconnect backoff at 1 s.
    */
   readonly client?: Etcd3;
   /** Prepended to every key (an etcd3 namespace). Default `fenced-leader/`. */
@@ -20,7 +22,10 @@ export interface EtcdLeaseStoreOptions {
   readonly logger?: Logger;
 }
 
-type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+type FaultHandling = NonNullable<IOptions['faultHandling']>;
+type GlobalPolicy = NonNullable<FaultHandling['global']>;
+type HostPolicy = ReturnType<NonNullable<FaultHandling['host']>>;
+type WatchBackoff = NonNullable<FaultHandling['watchBackoff']>;
 
 /**
  * Runs each call exactly once. etcd3's default global policy retries "recoverable" failures, which include a
@@ -33,6 +38,54 @@ const runOnce = {
   // One shared, never-aborted signal: a fresh AbortController per call costs microseconds and etcd3 never aborts it.
   execute: <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) => Promise.resolve().then(() => fn({ signal: neverAborted })),
 } as unknown as GlobalPolicy;
+
+/**
+ * How long a host that failed `HOST_BREAKER_FAILURES` times in a row is skipped (with several hosts) before one call
+ * probes it again. etcd3's default breaker skips it for 5 s, and with a single host that means every call fails
+ * for up to 5 s after the server is back, so a healed partition or a restarted server kept the elector waiting.
+ */
+export const HOST_BREAKER_HALF_OPEN_MS = 250;
+const HOST_BREAKER_FAILURES = 3;
+
+/**
+ * The per-host policy for clients the store creates. With one host there is nothing to fail over to, so no breaker:
+ * each call goes to the server and succeeds as soon as it is reachable again. With several hosts, a small breaker
+ * steers calls away from a host that keeps failing (etcd3 tries the next host only when a breaker refused the call),
+ * and lets one call probe it again after `HOST_BREAKER_HALF_OPEN_MS`. Only `execute` is used by etcd3.
+ */
+function hostPolicy(hostCount: number): () => HostPolicy {
+  if (hostCount <= 1) return () => runOnce as unknown as HostPolicy;
+  return () => {
+    let failures = 0;
+    let openUntil = 0;
+    let probing = false;
+    const execute = async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => {
+      const now = performance.now();
+      const open = failures >= HOST_BREAKER_FAILURES;
+      if (open && (now < openUntil || probing)) throw new StoreUnavailableError('etcd', 'host skipped after repeated failures');
+      if (open) probing = true;
+      try {
+        const result = await fn({ signal: neverAborted });
+        failures = 0;
+        return result;
+      } catch (err) {
+        if (err instanceof Error && isRecoverableError(err)) {
+          failures++;
+          if (failures >= HOST_BREAKER_FAILURES) openUntil = performance.now() + HOST_BREAKER_HALF_OPEN_MS;
+        }
+        throw err;
+      } finally {
+        if (open) probing = false;
+      }
+    };
+    return { execute } as unknown as HostPolicy;
+  };
+}
+
+/** Watch reconnects back off from 100 ms to at most 1 s (etcd3's default grows to 30 s, long after a short outage). */
+function watchBackoff(delay = 100): WatchBackoff {
+  return { duration: delay, next: () => watchBackoff(Math.min(delay * 2, 1000)) };
+}
 
 function defaultHosts(): string[] {
   const fromEnv = (process.env.ETCD_ENDPOINTS ?? '')
@@ -72,10 +125,11 @@ export class EtcdLeaseStore implements LeaseStore {
       this.client = options.client;
       this.ownsClient = false;
     } else {
+      const hosts = options.hosts ?? defaultHosts();
       this.client = new Etcd3({
-        hosts: options.hosts ?? defaultHosts(),
+        hosts,
         dialTimeout: this.timeoutMs,
-        faultHandling: { global: runOnce },
+        faultHandling: { global: runOnce, host: hostPolicy(typeof hosts === 'string' ? 1 : hosts.length), watchBackoff: watchBackoff() },
       });
       this.ownsClient = true;
     }

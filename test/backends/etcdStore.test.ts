@@ -99,6 +99,19 @@ describe.skipIf(!server.ok)('etcd store specifics', () => {
     }
   });
 
+  it('with several hosts, stops sending calls to one that keeps failing', async () => {
+    // A dead host first in the list: etcd3 shuffles hosts per call and moves on to the next one only when the host's
+    // breaker refuses the call, so after three consecutive failures on it nearly every call must succeed.
+    const twoHosts = new EtcdLeaseStore({ hosts: [`http://127.0.0.1:${CLOSED_PORT}`, ...ETCD_ENDPOINTS], prefix, timeoutMs: 2000 });
+    try {
+      let failures = 0;
+      for (let i = 0; i < 40; i++) await twoHosts.read('multi').catch(() => failures++);
+      expect(failures).toBeLessThanOrEqual(4);
+    } finally {
+      await twoHosts.close();
+    }
+  });
+
   it('leaves a caller-supplied client open on close', async () => {
     const client = new Etcd3({ hosts: ETCD_ENDPOINTS });
     const borrowed = new EtcdLeaseStore({ client, prefix: `${prefix}borrowed/` });
