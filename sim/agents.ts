@@ -15,7 +15,7 @@ import type { MemoryLeaseStore } from '../src/adapters/MemoryLeaseStore.js';
 import { type Agent, createAgent } from '../src/agents/agent.js';
 import { addTasks, emptyBoard, type NewTask } from '../src/agents/logic.js';
 import { AgentRegistry } from '../src/agents/registry.js';
-import { type AgentRecord, agentKeys, type TaskBoard, type TaskRecord } from '../src/agents/schema.js';
+import { type AgentRecord, agentKeys, type HandoffNote, type TaskBoard, type TaskRecord } from '../src/agents/schema.js';
 import { Sweeper, type SweeperOptions, sleep } from '../src/agents/sweeper.js';
 import type { ElectionClock } from '../src/clock.js';
 import { CasMismatchError } from '../src/errors.js';
@@ -128,7 +128,7 @@ export class AgentWorld {
     conflictKey?: string,
   ): void {
     const marked: Array<{ agent: string; incarnation: number; beat: number }> = [];
-    const requeued: Array<{ task: string; from: string | null; token: number }> = [];
+    const requeued: Array<{ task: string; from: string | null; token: number; handoff?: TracedHandoff }> = [];
     const epochs = new Set<number>();
     const lines: Array<Omit<TraceLine & { kind: 'agent' }, 't' | 'kind'>> = [];
     for (const op of ops) {
@@ -158,9 +158,16 @@ export class AgentWorld {
             lines.push({ node, event: 'complete', task: a.id, agent: a.completedBy ?? '', token: a.completedToken ?? -1, detail: { claimToken: b.claimToken, claimedBy: b.claimedBy, wasState: b.state } });
           } else if (b.state === 'claimed' && a.state === 'queued') {
             if (!orchestrator) {
-              lines.push({ node, event: 'release', task: a.id, agent: b.claimedBy ?? '', token: b.claimToken });
+              lines.push({
+                node,
+                event: 'release',
+                task: a.id,
+                agent: b.claimedBy ?? '',
+                token: b.claimToken,
+                ...(a.handoff ? { detail: { handoff: tracedHandoff(a.handoff) } } : {}),
+              });
             } else {
-              requeued.push({ task: a.id, from: b.claimedBy, token: b.claimToken });
+              requeued.push({ task: a.id, from: b.claimedBy, token: b.claimToken, ...(a.handoff ? { handoff: tracedHandoff(a.handoff) } : {}) });
               if (a.handoff) epochs.add(a.handoff.epoch);
             }
           }
@@ -185,6 +192,13 @@ export class AgentWorld {
       });
     }
   }
+}
+
+/** The part of a task's handoff note a trace carries (the viewer lists it with the requeue or release). */
+type TracedHandoff = Pick<HandoffNote, 'note' | 'reason' | 'to'>;
+
+function tracedHandoff(handoff: HandoffNote): TracedHandoff {
+  return { note: handoff.note, reason: handoff.reason, to: handoff.to };
 }
 
 /** A `LeaseStore` whose calls are messages over a host's simulated link (see the module comment). */

@@ -552,7 +552,8 @@ function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (
 
 /**
  * The library's own handoff note, when a trace line carries it: `{ note }`, `{ handoff: { note, reason, to } }`, or
- * a plain `handoff` string. Today's simulator traces do not (the viewer then describes the requeue itself).
+ * a plain `handoff` string. Simulator traces carry `{ handoff: { note, reason, to } }` on each requeued entry and
+ * release line; without one the viewer describes the requeue itself.
  */
 function handoffText(r: Json): string | null {
   const h = r?.handoff;

@@ -162,6 +162,21 @@ describe('agents in the simulator', () => {
     }
   });
 
+  it("requeues and releases carry the task's handoff note (why, to whom) for the viewer", async () => {
+    const sweeps = (await simulateAgents(generateScenario(6, { agents: 3, durationMs: 30_000 }), { traceStore: false })).trace;
+    const requeued = sweeps.flatMap((l) => (l.kind === 'agent' && l.event === 'sweep' && l.applied ? ((l.detail?.requeued as any[]) ?? []) : []));
+    expect(requeued.length).toBeGreaterThan(0);
+    for (const r of requeued) {
+      expect(r.handoff).toMatchObject({ reason: 'stale', to: null });
+      expect(r.handoff.note).toMatch(new RegExp(`requeued by orchestrator n\\d at epoch \\d+ because agent ${r.from} stopped heart-beating`));
+    }
+    const released = (await simulateAgents(generateScenario(1, { agents: 3, durationMs: 30_000 }), { traceStore: false })).trace.filter(
+      (l) => l.kind === 'agent' && l.event === 'release',
+    );
+    expect(released.length).toBeGreaterThan(0);
+    for (const l of released) expect((l as { detail?: { handoff?: { reason: string } } }).detail?.handoff?.reason).toMatch(/restarted|released/);
+  });
+
   it('agent checkers run with the election ones', async () => {
     const r = await simulateAgents(generateScenario(5, { agents: 2, durationMs: 15_000 }), { traceStore: false });
     expect(runCheckers(r.trace, agentCheckers)).toEqual(r.violations.filter((v) => agentCheckers.some((c) => c.name === v.checker)));
