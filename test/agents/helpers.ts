@@ -154,3 +154,31 @@ export class World {
 export function tasks(n: number, prefix = 't') {
   return Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i + 1}`, kind: 'build', payload: { n: i + 1 } }));
 }
+
+/** Delegates to the shared store; runs `run` once, right before the next read of `key` is answered. */
+export class InterleavingStore implements LeaseStore {
+  readonly kind = 'interleaving';
+  private hook: { key: string; run: () => Promise<void> } | undefined;
+  constructor(private readonly inner: MemoryLeaseStore) {}
+  get capabilities() {
+    return this.inner.capabilities;
+  }
+  beforeNextRead(key: string, run: () => Promise<void>): void {
+    this.hook = { key, run };
+  }
+  async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
+    const hook = this.hook;
+    if (hook && hook.key === key) {
+      this.hook = undefined;
+      await hook.run();
+    }
+    return this.inner.read(key, options);
+  }
+  compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
+    return this.inner.compareAndSet(key, expectedVersion, value, options);
+  }
+  commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
+    return this.inner.commit(ops, options);
+  }
+  async close(): Promise<void> {}
+}

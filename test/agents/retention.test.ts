@@ -4,7 +4,7 @@
  * checks each retired agent's record at the version read, so the index does not grow without bound.
  */
 import { describe, expect, it } from 'vitest';
-import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../src/adapters/LeaseStore.js';
+import type { CommitOp, Json, } from '../../src/adapters/LeaseStore.js';
 import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
 import { addTasks, claimNext, emptyBoard, observeAgents, planSweep, registerRecord } from '../../src/agents/logic.js';
 import { AgentRegistry } from '../../src/agents/registry.js';
@@ -14,7 +14,7 @@ import { type CoordinatorOptions, createCoordinator } from '../../src/createCoor
 import { InvalidOptionsError } from '../../src/errors.js';
 import { leaseKey } from '../../src/machines/leaseRecord.js';
 import { TestClock } from '../../src/TestClock.js';
-import { STALE_AFTER, tasks, World } from './helpers.js';
+import { InterleavingStore, STALE_AFTER, tasks, World } from './helpers.js';
 
 const GONE_MS = 2000;
 const STALE_MS = 3000;
@@ -151,33 +151,6 @@ describe('retention of agents that are not coming back', () => {
   });
 });
 
-/** Delegates to the shared store; runs `run` once, right before the next read of `key` is answered. */
-class InterleavingStore implements LeaseStore {
-  readonly kind = 'interleaving';
-  private hook: { key: string; run: () => Promise<void> } | undefined;
-  constructor(private readonly inner: MemoryLeaseStore) {}
-  get capabilities() {
-    return this.inner.capabilities;
-  }
-  beforeNextRead(key: string, run: () => Promise<void>): void {
-    this.hook = { key, run };
-  }
-  async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
-    const hook = this.hook;
-    if (hook && hook.key === key) {
-      this.hook = undefined;
-      await hook.run();
-    }
-    return this.inner.read(key, options);
-  }
-  compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
-    return this.inner.compareAndSet(key, expectedVersion, value, options);
-  }
-  commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
-    return this.inner.commit(ops, options);
-  }
-  async close(): Promise<void> {}
-}
 
 function sweepWorld() {
   const clock = new TestClock();

@@ -4,44 +4,17 @@
  * stale; the commit must be refused (the agent's record changed) so the live agent keeps its claim.
  */
 import { describe, expect, it } from 'vitest';
-import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../src/adapters/LeaseStore.js';
+import type { CommitOp, } from '../../src/adapters/LeaseStore.js';
 import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
 import { AgentRegistry } from '../../src/agents/registry.js';
 import { Sweeper } from '../../src/agents/sweeper.js';
 import { leaseKey } from '../../src/machines/leaseRecord.js';
 import { TestClock } from '../../src/TestClock.js';
-import { tasks } from './helpers.js';
+import { InterleavingStore, tasks } from './helpers.js';
 
 const ELECTION = 's';
 const STALE_AFTER = 600;
 
-/** Delegates to the shared store; runs `beforeRead` once, before the next read of `key` is answered. */
-class InterleavingStore implements LeaseStore {
-  readonly kind = 'interleaving';
-  private hook: { key: string; run: () => Promise<void> } | undefined;
-  constructor(private readonly inner: MemoryLeaseStore) {}
-  get capabilities() {
-    return this.inner.capabilities;
-  }
-  beforeNextRead(key: string, run: () => Promise<void>): void {
-    this.hook = { key, run };
-  }
-  async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
-    const hook = this.hook;
-    if (hook && hook.key === key) {
-      this.hook = undefined;
-      await hook.run();
-    }
-    return this.inner.read(key, options);
-  }
-  compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
-    return this.inner.compareAndSet(key, expectedVersion, value, options);
-  }
-  commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
-    return this.inner.commit(ops, options);
-  }
-  async close(): Promise<void> {}
-}
 
 describe('sweep commit checks the agents its requeues relied on', () => {
   it('does not requeue a task claimed by an agent that re-registered after the sweep read it as stale', async () => {
