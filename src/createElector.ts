@@ -48,7 +48,12 @@ const optionsSchema = timingSchema.extend({
   machine: z.custom<ElectionMachine>((v) => typeof v === 'object' && v !== null && 'provide' in v, 'an electionMachine variant').optional(),
   unsafeSkipTimingValidation: z.boolean().default(false),
   /** Replace the store actor (the simulator delivers store replies as scheduled messages). See LeaseStoreRequest. */
-  actors: z.custom<{ leaseStore?: AnyActorLogic }>().optional(),
+  actors: z
+    .custom<{ leaseStore?: AnyActorLogic }>(
+      (v) => typeof v === 'object' && v !== null && Object.keys(v).every((k) => k === 'leaseStore'),
+      'only { leaseStore } may be replaced (the readLease/writeLease actors of earlier versions became one leaseStore actor; see LeaseStoreRequest)',
+    )
+    .optional(),
 });
 
 export type ElectorOptions = z.input<typeof optionsSchema>;

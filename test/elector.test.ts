@@ -530,6 +530,15 @@ describe('options', () => {
     expect(createElector({ ...unsafe, unsafeSkipTimingValidation: true }).state()).toBe('follower');
   });
 
+  it('rejects store actors of the old shape instead of silently ignoring them', () => {
+    try {
+      createElector({ store: new MemoryLeaseStore(), actors: { readLease: {}, writeLease: {} } as any });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as InvalidOptionsError).issues).toContainEqual(expect.objectContaining({ path: 'actors', message: expect.stringMatching(/only \{ leaseStore \}/) }));
+    }
+  });
+
   it('rejects durations a timer cannot hold', () => {
     try {
       createElector({ store: new MemoryLeaseStore(), leaseDurationMs: 2 ** 31 * 2, renewDeadlineMs: 2 ** 31, retryPeriodMs: 1000 });

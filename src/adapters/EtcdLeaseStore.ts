@@ -109,7 +109,7 @@ const REVISION = /^[1-9][0-9]{0,18}$/;
  */
 export class EtcdLeaseStore implements LeaseStore {
   readonly kind = 'etcd';
-  readonly capabilities: StoreCapabilities = { watch: true, storeClock: false, durable: true, multiProcess: true };
+  readonly capabilities: StoreCapabilities = { watch: true, storeClock: false, durable: true, multiProcess: true, reusableSignal: true };
   private readonly client: Etcd3;
   private readonly ownsClient: boolean;
   private readonly ns: Namespace;

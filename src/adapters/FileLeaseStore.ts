@@ -142,7 +142,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
  */
 export class FileLeaseStore implements LeaseStore {
   readonly kind = 'file';
-  readonly capabilities: StoreCapabilities = { watch: true, storeClock: false, durable: true, multiProcess: true };
+  readonly capabilities: StoreCapabilities = { watch: true, storeClock: false, durable: true, multiProcess: true, reusableSignal: true };
   readonly path: string;
   private readonly dir: string;
   private readonly base: string;

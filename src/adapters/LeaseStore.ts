@@ -24,13 +24,19 @@ export interface StoreCapabilities {
   readonly durable: boolean;
   /** Several processes may share one store safely. */
   readonly multiProcess: boolean;
+  /**
+   * The store removes any abort listener it added once a call settles, and ignores the signal after that, so the
+   * elector may pass one AbortSignal to successive calls until it aborts one (an AbortController per call costs a
+   * few microseconds of a loopback renewal). Optional: a store that does not declare it gets a fresh signal per
+   * call. The conformance suite checks the claim.
+   */
+  readonly reusableSignal?: boolean;
 }
 
 export interface CallOptions {
   /**
-   * Aborting rejects the call promptly; a write may or may not have been applied (the ambiguous case). The elector
-   * passes the same signal to successive calls until it aborts one, so a store must remove any abort listener it
-   * added once its call settles, and ignore the signal after that.
+   * Aborting rejects the call promptly; a write may or may not have been applied (the ambiguous case). See
+   * `StoreCapabilities.reusableSignal`.
    */
   readonly signal?: AbortSignal;
 }

@@ -27,7 +27,7 @@ export class MemoryLeaseStore implements LeaseStore {
 
   constructor(options: MemoryLeaseStoreOptions = {}) {
     this.storeClock = options.storeClock;
-    this.capabilities = { watch: true, storeClock: this.storeClock !== undefined, durable: false, multiProcess: false };
+    this.capabilities = { watch: true, storeClock: this.storeClock !== undefined, durable: false, multiProcess: false, reusableSignal: true };
   }
 
   readSync(key: string): StoreEntry | undefined {

@@ -20,9 +20,9 @@ function describe(request: Pending['request']): string {
 export function createStoreActors(store: LeaseStore) {
   const leaseStore = fromCallback<LeaseStoreRequest>(({ sendBack, receive }) => {
     let pending: Pending | undefined;
-    // Calls are sequential and most are never aborted, so one controller serves them all until an abort spends it:
-    // creating an AbortController costs microseconds, a noticeable share of a loopback renewal. A settled call
-    // ignores its signal (see callBounds), so a later abort cannot touch it.
+    // Calls are sequential and most are never aborted, so for a store that drops its abort listeners when a call
+    // settles (StoreCapabilities.reusableSignal) one controller serves them all until an abort spends it.
+    const reuse = store.capabilities.reusableSignal === true;
     let controller = new AbortController();
 
     const abort = () => {
@@ -47,6 +47,7 @@ export function createStoreActors(store: LeaseStore) {
         return;
       }
       abort();
+      if (!reuse) controller = new AbortController();
       const { requestId, key } = request;
       const options = { signal: controller.signal };
       if (request.type === 'read') {

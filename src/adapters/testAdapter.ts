@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CasMismatchError } from '../errors.js';
 import type { LeaseStore } from './LeaseStore.js';
@@ -148,6 +149,17 @@ export function testAdapter(name: string, options: TestAdapterOptions): void {
       for (const lost of attempts.filter((a) => a.status === 'rejected')) {
         expect(CasMismatchError.is((lost as PromiseRejectedResult).reason)).toBe(true);
       }
+    });
+
+    it('leaves no abort listener behind on a settled call when it declares reusableSignal', async (context) => {
+      if (store.capabilities.reusableSignal !== true) return context.skip();
+      const { signal } = new AbortController();
+      const key = uniqueKey('signal');
+      const version = await store.compareAndSet(key, null, { n: 1 }, { signal });
+      await store.read(key, { signal });
+      await expect(store.compareAndSet(key, null, { n: 2 }, { signal })).rejects.toSatisfy(CasMismatchError.is);
+      await store.commit([{ key, expectedVersion: version, value: { n: 3 } }], { signal });
+      expect(getEventListeners(signal, 'abort')).toHaveLength(0);
     });
 
     it('rejects promptly when the signal is already aborted', async () => {

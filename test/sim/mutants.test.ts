@@ -28,11 +28,23 @@ const mutants: Record<string, { machine: typeof electionMachine; caughtBy: strin
     caughtBy: ['self-fencing', 'real-time-exclusivity'],
   },
   'follower does not wait out the lease': {
-    machine: electionMachine.provide({ guards: { leaseIsAvailable: ({ context }: any) => context.observation !== undefined } as any }),
+    // Any read reply counts as an expired lease.
+    machine: electionMachine.provide({ guards: { leaseIsAvailable: ({ event }: any) => event.type === 'lease.read' } as any }),
     caughtBy: ['real-time-exclusivity'],
   },
   'follower keeps counting from an older version': {
+    // The age of the first record ever seen is carried over to every later one, both in the decision on a reply
+    // and in the observation it leaves behind.
     machine: electionMachine.provide({
+      guards: {
+        leaseIsAvailable: ({ context, event }: any) => {
+          if (event.type !== 'lease.read') return false;
+          const record = event.entry?.value;
+          if (!record || record.holder === null) return true;
+          const firstSeenAt = context.observation ? context.observation.firstSeenAt : context.clock.now();
+          return context.clock.now() - firstSeenAt >= context.timing.leaseDurationMs;
+        },
+      } as any,
       actions: {
         observe: assign(({ context, event }: any) => {
           if (event.type !== 'lease.read') return {};
