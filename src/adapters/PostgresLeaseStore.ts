@@ -100,7 +100,7 @@ const COMMIT_ATTEMPTS = 3;
  */
 export class PostgresLeaseStore implements LeaseStore {
   readonly kind = 'postgres';
-  readonly capabilities: StoreCapabilities = { watch: true, storeClock: true, durable: true, multiProcess: true };
+  readonly capabilities: StoreCapabilities = { watch: true, storeClock: true, durable: true, multiProcess: true, reusableSignal: true };
   readonly channel: string;
   private readonly pool: pg.Pool;
   private readonly ownsPool: boolean;

@@ -125,7 +125,7 @@ const READ = new Script(READ_LUA);
  */
 export class RedisLeaseStore implements LeaseStore {
   readonly kind = 'redis';
-  readonly capabilities: StoreCapabilities = { watch: true, storeClock: true, durable: false, multiProcess: true };
+  readonly capabilities: StoreCapabilities = { watch: true, storeClock: true, durable: false, multiProcess: true, reusableSignal: true };
   private readonly client: Redis;
   private readonly ownsClient: boolean;
   private readonly prefix: string;
