@@ -3,6 +3,8 @@ import { promises as fsPromises } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+
+const resolve_ = (path: string) => resolve(import.meta.dirname, '..', path);
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_FILE_STORE_PATH, FileLeaseStore, type FileLeaseStoreOptions } from '../src/adapters/FileLeaseStore.js';
 import { testAdapter } from '../src/adapters/testAdapter.js';
@@ -226,13 +228,37 @@ describe('FileLeaseStore: corrupt or hostile files are reported and never touche
     expect(await readFile(parent, 'utf8')).toBe('plain file');
   });
 
-  it.skipIf(isRoot)('an unreadable file → StoreUnavailableError naming the path (skipped as root: root reads anything)', async () => {
-    await writeFile(statePath, JSON.stringify({ format: 'fenced-leader/v1', nextVersion: 1, entries: {} }));
+  it('an unreadable file → StoreUnavailableError naming the path; the file stays as it was', async () => {
+    const content = JSON.stringify({ format: 'fenced-leader/v1', nextVersion: 1, entries: {} });
+    await writeFile(statePath, content);
     await chmod(statePath, 0o000);
-    const err = await failure(open().read('k'));
-    expect(StoreUnavailableError.is(err)).toBe(true);
-    expect((err as Error).message).toContain(statePath);
-  });
+    if (!isRoot) {
+      const err = await failure(open().read('k'));
+      expect(StoreUnavailableError.is(err)).toBe(true);
+      expect((err as Error).message).toContain(statePath);
+    } else {
+      // Root reads anything: show it to an unprivileged user instead, in a child process.
+      await chmod(dir, 0o755);
+      const out = await new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', resolve_('test/fixtures/fileStoreRead.ts'), statePath, 'k'], {
+          uid: 65534,
+          gid: 65534,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`exit ${code}: ${stderr}`))));
+      });
+      const result = JSON.parse(out.trim().split('\n').at(-1)!) as { ok: boolean; unavailable: boolean; message: string };
+      expect(result).toMatchObject({ ok: false, unavailable: true });
+      expect(result.message).toContain(statePath);
+    }
+    await chmod(statePath, 0o600);
+    expect(await readFile(statePath, 'utf8')).toBe(content);
+  }, 30_000);
 
   it('a failed write leaves the previous file intact, removes its temp file and releases the lock', async () => {
     const store = open();
