@@ -3,8 +3,6 @@ import { promises as fsPromises } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-
-const resolve_ = (path: string) => resolve(import.meta.dirname, '..', path);
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_FILE_STORE_PATH, FileLeaseStore, type FileLeaseStoreOptions } from '../src/adapters/FileLeaseStore.js';
 import { testAdapter } from '../src/adapters/testAdapter.js';
@@ -59,6 +57,7 @@ function lockBody(pid: number, acquiredAtMs: number, host = hostname()): string 
 }
 
 const isRoot = process.getuid?.() === 0;
+const fromRepo = (path: string) => resolve(import.meta.dirname, '..', path);
 
 describe('FileLeaseStore: files on disk', () => {
   it('defaults to .orchestrator/orchestrator-state.json under the working directory', () => {
@@ -240,7 +239,7 @@ describe('FileLeaseStore: corrupt or hostile files are reported and never touche
       // Root reads anything: show it to an unprivileged user instead, in a child process.
       await chmod(dir, 0o755);
       const out = await new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', resolve_('test/fixtures/fileStoreRead.ts'), statePath, 'k'], {
+        const child = spawn(process.execPath, ['--import', 'tsx', fromRepo('test/fixtures/fileStoreRead.ts'), statePath, 'k'], {
           uid: 65534,
           gid: 65534,
           stdio: ['ignore', 'pipe', 'pipe'],
