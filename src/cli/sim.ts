@@ -265,7 +265,7 @@ export function formatSummary(s: CampaignSummary): string {
       ['tasks completed / submitted', `${a.completed} / ${a.tasks}`],
       ['tasks requeued by sweeps', String(a.requeued)],
       ['agents marked stale', String(a.staleMarks)],
-      ['stale detection p50 / p99 / max', `${a.detectionMs.p50} / ${a.detectionMs.p99} / ${a.detectionMs.max} ms  (bound ${bound} ms)`],
+      ['stale detection p50 / p99 / max', `${a.detectionMs.p50} / ${a.detectionMs.p99} / ${a.detectionMs.max} ms  (bound ${bound} ms while one leader leads throughout; a failover or a refused sweep adds to it)`],
     );
   }
   const w = Math.max(...rows.map(([k]) => k.length));
