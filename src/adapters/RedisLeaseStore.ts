@@ -159,7 +159,7 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
-    const reply = (await this.run('read', options, () => this.evalScript(READ, 1, [this.entryKey(key)]))) as unknown[];
+    const reply = (await this.run('read', options, (scope) => this.evalScript(READ, 1, [this.entryKey(key)], scope))) as unknown[];
     const readAtMs = Number(reply[1]);
     if (Number(reply[0]) !== 1) return undefined;
     return {
@@ -179,7 +179,7 @@ export class RedisLeaseStore implements LeaseStore {
       JSON.stringify(value),
       this.channel(key),
     ];
-    const reply = (await this.run('compareAndSet', options, () => this.evalScript(CAS, 2, args))) as string | unknown[];
+    const reply = (await this.run('compareAndSet', options, (scope) => this.evalScript(CAS, 2, args, scope))) as string | unknown[];
     if (typeof reply === 'string') return reply;
     const actual = String(reply[1]);
     throw new CasMismatchError(key, expectedVersion, actual === '' ? null : actual);
@@ -243,7 +243,7 @@ export class RedisLeaseStore implements LeaseStore {
         this.channel(op.key),
       );
     }
-    const reply = (await this.run(operation, options, () => this.evalScript(COMMIT, keys.length, [...keys, ...args]))) as unknown[];
+    const reply = (await this.run(operation, options, (scope) => this.evalScript(COMMIT, keys.length, [...keys, ...args], scope))) as unknown[];
     if (Number(reply[0]) !== 1) {
       const op = ops[Number(reply[1]) - 1]!;
       const actual = String(reply[2]);
@@ -256,9 +256,11 @@ export class RedisLeaseStore implements LeaseStore {
    * EVALSHA first; the full source only when the server has not seen the script (first use, or after a
    * restart/flush). `args` holds the `numKeys` keys, then the arguments.
    */
-  private evalScript(script: Script, numKeys: number, args: string[]): Promise<unknown> {
+  private evalScript(script: Script, numKeys: number, args: string[], scope: CallScope): Promise<unknown> {
     return this.client.evalsha(script.sha, numKeys, ...args).catch((err: unknown) => {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      // The EVALSHA changed nothing; a call already abandoned must not start a fresh write now.
+      if (scope.abandoned) throw err;
       return this.client.eval(script.lua, numKeys, ...args);
     });
   }
@@ -268,7 +270,7 @@ export class RedisLeaseStore implements LeaseStore {
    * unless it runs long). Waiting for the connection counts against the same budget, so nothing sits in a queue
    * while Redis is down. An abandoned command may still be applied by the server.
    */
-  private run<T>(operation: string, options: CallOptions | undefined, work: () => Promise<T>): Promise<T> {
+  private run<T>(operation: string, options: CallOptions | undefined, work: (scope: CallScope) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('RedisLeaseStore is closed; create a new store.'));
     return boundCall(
       options?.signal,
@@ -276,7 +278,7 @@ export class RedisLeaseStore implements LeaseStore {
       () => new StoreTimeoutError(`redis ${operation}`, this.timeoutMs),
       (scope) => {
         // The hot path: connected, so no extra promise hop before the command is written.
-        const ready = this.client.status === 'ready' ? work() : this.connected(scope).then(work);
+        const ready = this.client.status === 'ready' ? work(scope) : this.connected(scope).then(() => work(scope));
         return ready.catch((err: unknown) => {
           throw this.toStoreError(err);
         });

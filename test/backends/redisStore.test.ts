@@ -128,6 +128,25 @@ describe.skipIf(!server.ok)('redis store specifics', () => {
     }
   });
 
+  it('does not fall back to EVAL for a call already abandoned when its EVALSHA comes back NOSCRIPT', async () => {
+    const proxy = await TcpProxy.start({ targetHost: redisHost, targetPort: redisPort });
+    const viaProxy = new RedisLeaseStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: `${keyPrefix}noscript:`, timeoutMs: 100 });
+    try {
+      const v1 = await viaProxy.compareAndSet('k', null, 'before');
+      await admin.script('FLUSH');
+      proxy.delay(150); // the EVALSHA arrives after 150 ms, its NOSCRIPT reply 150 ms later: past the 100 ms budget
+      const err = await viaProxy.compareAndSet('k', v1, 'abandoned').catch((e: unknown) => e);
+      expect(StoreTimeoutError.is(err)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      proxy.delay(0);
+      // A fallback EVAL would have been sent ~300 ms in, well after the caller was told the call was over.
+      expect((await viaProxy.read('k'))?.value).toBe('before');
+    } finally {
+      await viaProxy.close();
+      await proxy.close();
+    }
+  });
+
   it('leaves a caller-supplied client open on close', async () => {
     const client = new Redis(REDIS_URL);
     const borrowed = new RedisLeaseStore({ client, keyPrefix: `${keyPrefix}borrowed:` });

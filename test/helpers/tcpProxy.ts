@@ -28,6 +28,8 @@ export class TcpProxy {
   private readonly pairs = new Set<Pair>();
   private readonly swallowed = new Set<net.Socket>();
   private mode: 'open' | CutMode = 'open';
+  /** Extra one-way delay for every chunk forwarded (both directions), in ms; order is kept. */
+  private latencyMs = 0;
   private listeningPort = 0;
 
   private constructor(private readonly options: TcpProxyOptions) {
@@ -67,6 +69,11 @@ export class TcpProxy {
     } else {
       for (const pair of this.pairs) pair.holed = true;
     }
+  }
+
+  /** Delays every chunk forwarded from now on by `ms` in each direction (0 turns it off). */
+  delay(ms: number): void {
+    this.latencyMs = ms;
   }
 
   heal(): void {
@@ -112,6 +119,12 @@ export class TcpProxy {
     from.on('data', (chunk: Buffer) => {
       if (pair.holed || this.mode === 'blackhole') {
         pair.holed = true;
+        return;
+      }
+      if (this.latencyMs > 0) {
+        setTimeout(() => {
+          if (!pair.holed) to.write(chunk);
+        }, this.latencyMs);
         return;
       }
       if (!to.write(chunk)) {
