@@ -299,13 +299,21 @@ export class PostgresLeaseStore implements LeaseStore {
       this.timeoutMs,
       () => new StoreTimeoutError(`postgres ${operation}`, this.timeoutMs),
       (scope) => {
-        scope.onAbandon(() => this.dropHot(hot));
+        // Only a statement still running makes the connection unusable. Once it has answered, the connection is
+        // healthy and may already serve the next call: an abandon noticed after that (an abort that raced the
+        // reply) must not close it under that call.
+        let answered = false;
+        scope.onAbandon(() => {
+          if (!answered) this.dropHot(hot);
+        });
         return fn(hot).then(
           (result) => {
+            answered = true;
             if (this.hot === hot) this.hotBusy = false;
             return result;
           },
           (err: unknown) => {
+            answered = true;
             // A statement error (constraint, timeout) leaves the connection usable; a broken socket emits 'error'.
             if (this.hot === hot) this.hotBusy = false;
             throw toStoreError(err);
