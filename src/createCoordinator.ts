@@ -55,12 +55,15 @@ const coordinatorOptionsSchema = timingSchema
     /**
      * How long the leader keeps agents that are not coming back in the registry's index, on its own clock since it
      * last saw their heartbeat counter change (see \`RetentionPolicy\`): deregistered (\`gone\`) ones for \`goneMs\`
-     * (default 15 min), \`stale\` ones that never re-registered for \`staleMs\` (default 1 h). Null: keep forever.
+     * (default 15 min), \`stale\` ones that never re-registered for \`staleMs\` (default: the larger of 1 h and
+     * 2 × \`staleAfterMs\`, see \`defaultStaleRetentionMs\`; a value given must exceed \`staleAfterMs\`). Null: keep
+     * forever.
      */
     retention: z
       .object({
         goneMs: z.number().int().positive().nullable().default(15 * 60_000),
-        staleMs: z.number().int().positive().nullable().default(60 * 60_000),
+        // No zod default: it depends on staleAfterMs (filled in by the transform below).
+        staleMs: z.number().int().positive().nullable().optional(),
       })
       .strict()
       .prefault({}),
@@ -68,10 +71,24 @@ const coordinatorOptionsSchema = timingSchema
     beforeSweepCommit: z.custom<(ops: readonly unknown[]) => Promise<void> | void>((v) => typeof v === 'function').optional(),
   })
   .refine((o) => o.sweepIntervalMs <= o.staleAfterMs, { path: ['sweepIntervalMs'], message: 'sweepIntervalMs must not exceed staleAfterMs' })
-  .refine((o) => o.retention.staleMs === null || o.retention.staleMs > o.staleAfterMs, {
+  // Only a staleMs the user gave is held to this: the default adapts to staleAfterMs, so raising staleAfterMs alone
+  // never makes an untouched retention invalid.
+  .refine((o) => o.retention.staleMs == null || o.retention.staleMs > o.staleAfterMs, {
     path: ['retention', 'staleMs'],
     message: 'retention.staleMs must exceed staleAfterMs (an agent is retired only after it was marked stale), or be null to keep stale agents',
-  });
+  })
+  .transform((o) => ({
+    ...o,
+    retention: { goneMs: o.retention.goneMs, staleMs: o.retention.staleMs === undefined ? defaultStaleRetentionMs(o.staleAfterMs) : o.retention.staleMs },
+  }));
+
+/**
+ * The default \`retention.staleMs\`: 1 h, or 2 × \`staleAfterMs\` when that is longer, so a stale agent is always kept
+ * well past the moment it was marked (retention must exceed \`staleAfterMs\`).
+ */
+export function defaultStaleRetentionMs(staleAfterMs: number): number {
+  return Math.max(60 * 60_000, 2 * staleAfterMs);
+}
 
 export type CoordinatorOptions = z.input<typeof coordinatorOptionsSchema>;
 

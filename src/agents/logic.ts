@@ -330,13 +330,21 @@ export interface SweepPlan {
   /** New agent records (marked stale), each to be written only if the agent's version is still the one read. */
   readonly agentWrites: ReadonlyArray<{ readonly id: string; readonly expectedVersion: string; readonly record: AgentRecord }>;
   /**
-   * Check-only conditions: every agent whose state the plan relied on — the holder of each requeued task and the
-   * assignee of each dropped reservation (not active), the handoff target a requeued task is reserved for (active),
-   * each agent retired or put back in the index — and that is not already in `agentWrites`, at the version read
-   * (null: no record was read, so none may exist). If any of them changed since — e.g. it re-registered and claimed
-   * the task, or the handoff target deregistered, after the sweep read the agents — the commit is refused and the
-   * sweep re-reads, so no sweep write rests on a record that changed under it. A handoff target's heartbeat also
-   * changes its version: that costs a re-read and retry of the (rare) sweeps that reserve work for it, no more.
+   * Check-only conditions: every agent whose *non-active* state the plan relied on — the holder of each requeued
+   * task, the assignee of each dropped reservation, each agent retired — and that is not already in `agentWrites`,
+   * at the version read (null: no record was read, so none may exist). If any of them changed since — e.g. it
+   * re-registered and claimed the task after the sweep read the agents — the commit is refused and the sweep
+   * re-reads. A non-active agent's version does not move on its own, so these checks cost nothing unless someone
+   * really races the sweep.
+   *
+   * Agents the plan relied on being *active* — the handoff target a requeued task is reserved for, an unindexed agent
+   * put back in the index — are deliberately NOT checked: every heartbeat changes their version, so with heartbeats
+   * faster than a sweep's read-to-commit time every attempt would be refused and the whole sweep (every stale mark,
+   * every requeue) held up for as long as that agent lives. What such a check would guard is harmless to leave to
+   * the next sweep: a target that deregisters (or goes silent) between the read and the commit leaves a reservation
+   * for a non-active agent, which the next sweep drops (see `planSweep`: the task then goes to anyone), at most one
+   * sweep interval later; an agent put back in the index as it deregisters is listed as `gone`, judged as such and
+   * retired under `RetentionPolicy` like any other.
    */
   readonly agentChecks: ReadonlyArray<{ readonly id: string; readonly expectedVersion: string | null }>;
   /** The new board, when any task moved. */
@@ -396,9 +404,9 @@ export function planSweep(input: SweepInput): SweepPlan {
           handoff = handoffFor(reason, holder ?? task.claimedBy, leader, at, newlyStale.get(task.claimedBy)?.silentMs);
           notes.set(task.claimedBy, handoff);
         }
+        // Reserved only for a target active as read, and NOT version-checked (see `agentChecks`): a live target's
+        // heartbeats would refuse every attempt; one that has gone by the commit loses the reservation next sweep.
         const assignee = isActive(handoff.to) ? handoff.to : null;
-        // The reservation relies on the target being active as read: checked too (see `agentChecks`).
-        if (assignee !== null) reliedOn.add(assignee);
         tasks[task.id] = requeue(task, handoff, assignee);
         requeued.push({ taskId: task.id, from: task.claimedBy, handoff });
         reliedOn.add(task.claimedBy);
@@ -457,7 +465,7 @@ export function planSweep(input: SweepInput): SweepPlan {
     }
     const listed = new Set(input.index.ids);
     const revived = unindexed.filter((a) => a.record.state === 'active' && !listed.has(a.record.id)).map((a) => a.record.id);
-    for (const id of revived) reliedOn.add(id);
+    // Not version-checked: they are active and heartbeat (see `agentChecks`).
     if (retired.length > 0 || revived.length > 0) {
       const drop = new Set(retired);
       index = { expectedVersion: input.index.version, ids: [...input.index.ids.filter((id) => !drop.has(id)), ...revived] };

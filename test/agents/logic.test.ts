@@ -117,6 +117,9 @@ describe('planSweep', () => {
     expect(plan.board!.tasks.x!.handoff).toMatchObject({ to: 'live', epoch: 7, by: 'o1', reason: 'stale' });
     expect(plan.board!.tasks.x!.handoff!.note).toMatch(/^draining host-3 \(requeued by orchestrator o1 at epoch 7/);
     expect(plan.board!.tasks.x!.assignee).toBe('live');
+    // The target is relied on being active, and an active agent's version moves with every heartbeat: not checked
+    // (a check would refuse every sweep while it lives). 'dead' is checked by its own write.
+    expect(plan.agentChecks).toEqual([]);
   });
 
   it('requeues leftovers of deregistered or unknown agents, clears reservations for inactive agents, and is empty when all is well', () => {

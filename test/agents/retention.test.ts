@@ -10,7 +10,7 @@ import { addTasks, claimNext, emptyBoard, observeAgents, planSweep, registerReco
 import { AgentRegistry } from '../../src/agents/registry.js';
 import type { AgentRecord } from '../../src/agents/schema.js';
 import { Sweeper } from '../../src/agents/sweeper.js';
-import { type CoordinatorOptions, createCoordinator } from '../../src/createCoordinator.js';
+import { type CoordinatorOptions, createCoordinator, defaultStaleRetentionMs } from '../../src/createCoordinator.js';
 import { InvalidOptionsError } from '../../src/errors.js';
 import { leaseKey } from '../../src/machines/leaseRecord.js';
 import { TestClock } from '../../src/TestClock.js';
@@ -213,6 +213,26 @@ describe('sweeps and unindexed holders', () => {
     expect((await registry.readIndex()).index.ids).toEqual(['x']);
     expect((await registry.readBoard()).board.tasks.t1).toMatchObject({ state: 'claimed', claimedBy: 'x' });
   });
+
+  it("an active holder put back in the index is not version-checked: its heartbeats in every sweep's window hold nothing up", async () => {
+    const clock = new TestClock();
+    const shared = new MemoryLeaseStore();
+    shared.commitSync([{ key: leaseKey('s'), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 60_000, renewals: 0 } }]);
+    const registry = new AgentRegistry(shared, 's', clock);
+    // x beats between every sweep attempt's read of its record and the commit.
+    const sweeper = new Sweeper({ registry, clock, nodeId: 'o1', staleAfterMs: STALE_AFTER, sweepIntervalMs: 200, beforeCommit: () => registry.heartbeat('x').then(() => undefined) });
+    for (const id of ['x', 'd']) await registry.register({ id, role: 'builder', capabilities: [] });
+    await registry.submitTasks(tasks(1));
+    await registry.claim('x');
+    shared.commitSync([{ key: registry.keys.index, expectedVersion: (await registry.readIndex()).version, value: { ids: ['d'] } }]);
+    await sweeper.observe();
+    await clock.advance(STALE_AFTER + 50); // d has gone silent
+    const outcome = await sweeper.sweepOnce(1);
+    expect(outcome).toMatchObject({ kind: 'applied', attempts: 1 });
+    expect((await registry.readIndex()).index.ids).toEqual(['d', 'x']);
+    expect((await registry.readAgent('d'))!.record.state).toBe('stale');
+    expect((await registry.readAgent('x'))!.record.state).toBe('active');
+  });
 });
 
 describe('planSweep retention', () => {
@@ -275,12 +295,24 @@ describe('retention option', () => {
         return err;
       }
     };
-    for (const bad of [{ goneMs: 0 }, { goneMs: 1.5 }, { staleMs: 10_000 }, { keepMs: 1 }]) {
+    for (const bad of [{ goneMs: 0 }, { goneMs: 1.5 }, { goneMs: Number.POSITIVE_INFINITY }, { staleMs: -1 }, { staleMs: 4000 }, { staleMs: 10_000 }, { keepMs: 1 }]) {
       const err = attempt({ retention: bad } as Partial<CoordinatorOptions>);
       expect(InvalidOptionsError.is(err), JSON.stringify(bad)).toBe(true);
       expect((err as InvalidOptionsError).issues[0]!.path).toMatch(/^retention/);
     }
+    expect(InvalidOptionsError.is(attempt({ retention: null } as never))).toBe(true);
     expect(attempt({ retention: { goneMs: null, staleMs: null } })).toBeUndefined();
     expect(attempt({ retention: { staleMs: 10_001 } })).toBeUndefined();
+  });
+
+  it('a user who only raises staleAfterMs above 1 h (never touching retention) gets a valid configuration', () => {
+    // The default staleMs adapts: max(1 h, 2 × staleAfterMs). Only a staleMs given explicitly must exceed staleAfterMs.
+    const make = (extra: Partial<CoordinatorOptions>) => () => createCoordinator({ store: new MemoryLeaseStore(), clock: new TestClock(), sweepIntervalMs: 1000, ...extra });
+    expect(make({ staleAfterMs: 2 * 3_600_000 })).not.toThrow();
+    expect(make({ staleAfterMs: 2 * 3_600_000, retention: { goneMs: 1000 } })).not.toThrow();
+    expect(make({ staleAfterMs: 2 * 3_600_000, retention: { staleMs: null } })).not.toThrow();
+    expect(make({ staleAfterMs: 2 * 3_600_000, retention: { staleMs: 3_600_000 } })).toThrow(InvalidOptionsError);
+    expect(defaultStaleRetentionMs(10_000)).toBe(3_600_000);
+    expect(defaultStaleRetentionMs(2 * 3_600_000)).toBe(4 * 3_600_000);
   });
 });

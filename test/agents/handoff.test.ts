@@ -1,0 +1,134 @@
+/**
+ * A handoff note can reserve a requeued task for a target agent. The sweep relies on that target being active, but
+ * does not version-check it: a live target heart-beats, and each heartbeat changes its version, so a check would
+ * refuse every sweep attempt whose read-to-commit window a heartbeat falls in — and hold up every stale mark and
+ * requeue of that sweep for as long as the target lives. (A target gone by the commit loses its reservation at the
+ * next sweep: see sweepRace.test.ts.)
+ */
+import { describe, expect, it } from 'vitest';
+import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../src/adapters/LeaseStore.js';
+import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
+import { createAgent } from '../../src/agents/agent.js';
+import { AgentRegistry } from '../../src/agents/registry.js';
+import { Sweeper } from '../../src/agents/sweeper.js';
+import { leaseKey } from '../../src/machines/leaseRecord.js';
+import { TestClock } from '../../src/TestClock.js';
+import { InterleavingStore, tasks } from './helpers.js';
+
+const ELECTION = 's';
+const STALE_AFTER = 600;
+
+async function setup(withHandoff: boolean) {
+  const clock = new TestClock();
+  const shared = new MemoryLeaseStore();
+  shared.commitSync([{ key: leaseKey(ELECTION), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 600_000, renewals: 0 } }]);
+  const agentSide = new AgentRegistry(shared, ELECTION, clock);
+  const link = new InterleavingStore(shared);
+  const registry = new AgentRegistry(link, ELECTION, clock);
+  const sweeper = new Sweeper({ registry, clock, nodeId: 'o1', staleAfterMs: STALE_AFTER, sweepIntervalMs: 200 });
+  for (const id of ['x', 'y']) await agentSide.register({ id, role: 'builder', capabilities: [] });
+  await agentSide.submitTasks(tasks(1));
+  expect((await agentSide.claim('x'))?.task.id).toBe('t1');
+  if (withHandoff) await agentSide.setHandoff({ nodeId: 'o1', epoch: 1 }, 'x', { note: 'draining x', to: 'y' });
+  await sweeper.observe();
+  await clock.advance(STALE_AFTER / 2);
+  await agentSide.heartbeat('y');
+  await sweeper.observe();
+  await clock.advance(STALE_AFTER / 2 + 50);
+  // y is alive: it beats once in every sweep attempt's read-to-commit window (here: while the sweep reads the board,
+  // i.e. after it read y's record). Re-armed on every read of the board, so every attempt sees one heartbeat.
+  const arm = () =>
+    link.beforeNextRead(registry.keys.board, async () => {
+      await agentSide.heartbeat('y');
+      arm();
+    });
+  arm();
+  return { sweeper, agentSide, clock };
+}
+
+describe('a live handoff target heart-beating in every sweep window', () => {
+  it('control: without a handoff note the same heartbeats do not stop the sweep', async () => {
+    const { sweeper, agentSide } = await setup(false);
+    const outcome = await sweeper.sweepOnce(1);
+    expect(outcome).toMatchObject({ kind: 'applied', attempts: 1 });
+    expect((await agentSide.readAgent('x'))!.record.state).toBe('stale');
+    expect((await agentSide.readBoard()).board.tasks.t1).toMatchObject({ state: 'queued' });
+  });
+
+  it('does not stop the sweep either: the stale agent is marked and its task requeued, reserved for the target, at the first attempt', async () => {
+    const { sweeper, agentSide } = await setup(true);
+    const outcome = await sweeper.sweepOnce(1);
+    expect(outcome).toMatchObject({ kind: 'applied', attempts: 1 });
+    expect((await agentSide.readAgent('x'))!.record.state).toBe('stale');
+    expect((await agentSide.readBoard()).board.tasks.t1).toMatchObject({ state: 'queued', assignee: 'y', handoff: { from: 'x', to: 'y' } });
+    expect((await agentSide.claim('y'))?.task.id).toBe('t1');
+  });
+});
+
+/** The shared store seen over a link where every call takes `delayMs` (a remote store, ~1 RTT per call). */
+class SlowLink implements LeaseStore {
+  readonly kind = 'slow';
+  constructor(
+    private readonly inner: MemoryLeaseStore,
+    private readonly clock: TestClock,
+    private readonly delayMs: number,
+  ) {}
+  get capabilities() {
+    return this.inner.capabilities;
+  }
+  private wait() {
+    return new Promise<void>((r) => this.clock.setTimeout(r, this.delayMs));
+  }
+  async read(key: string, _o?: CallOptions): Promise<StoreEntry | undefined> {
+    await this.wait();
+    return this.inner.read(key);
+  }
+  async compareAndSet(key: string, expectedVersion: string | null, value: Json): Promise<string> {
+    await this.wait();
+    return this.inner.compareAndSet(key, expectedVersion, value);
+  }
+  async commit(ops: readonly CommitOp[]): Promise<string[]> {
+    await this.wait();
+    return this.inner.commit(ops);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('the same with real heartbeat timers and a store ~10 ms away', () => {
+  for (const withHandoff of [false, true]) {
+    it(`${withHandoff ? 'with' : 'without'} a handoff note to a live agent, a dead holder is detected within 10 s, no sweep refused`, async () => {
+      const clock = new TestClock();
+      const shared = new MemoryLeaseStore();
+      shared.commitSync([{ key: leaseKey(ELECTION), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 600_000, renewals: 0 } }]);
+      const direct = new AgentRegistry(shared, ELECTION, clock);
+      const registry = new AgentRegistry(new SlowLink(shared, clock, 10), ELECTION, clock);
+      const outcomes: string[] = [];
+      const sweeper = new Sweeper({
+        registry,
+        clock,
+        nodeId: 'o1',
+        staleAfterMs: STALE_AFTER,
+        sweepIntervalMs: 200,
+        onOutcome: (o) => outcomes.push(o.kind === 'rejected' ? `rejected:${o.reason}` : o.kind),
+      });
+      // Twelve live workers heart-beating every 100 ms (a sweep reads ~15 keys: ~150 ms from reading w0 to committing).
+      const workers = Array.from({ length: 12 }, (_, i) => createAgent({ id: `w${i}`, election: ELECTION, store: shared, clock, heartbeatIntervalMs: 100 }));
+      for (const w of workers) await w.start();
+      await direct.register({ id: 'x', role: 'builder', capabilities: [] });
+      await direct.submitTasks(tasks(1));
+      expect((await direct.claim('x'))?.task.id).toBe('t1');
+      if (withHandoff) await direct.setHandoff({ nodeId: 'o1', epoch: 1 }, 'x', { note: 'draining x', to: 'w0' });
+      const controller = new AbortController();
+      const loop = sweeper.runAsLeader({ token: 1, signal: controller.signal });
+      for (let t = 0; t < 10_000; t += 10) await clock.advance(10);
+      controller.abort();
+      await clock.advance(1000);
+      await loop;
+      for (const w of workers) await w.stop({ deregister: false });
+      expect(outcomes).toContain('applied');
+      expect(outcomes.filter((o) => o.startsWith('rejected'))).toEqual([]);
+      expect((await direct.readAgent('x'))!.record.state).toBe('stale');
+      expect((await direct.readBoard()).board.tasks.t1).toMatchObject({ state: 'queued', assignee: withHandoff ? 'w0' : null });
+    });
+  }
+});
