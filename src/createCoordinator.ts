@@ -139,7 +139,9 @@ export interface Coordinator {
   setHandoff(agentId: string, note: string | { note: string; to?: string | null }): Promise<HandoffNote>;
   /**
    * Fired on the leader only, after a sweep requeued the work of an agent it found stale (in the same commit that
-   * marked it), for the roles `options.respawn.roles` selects; for idle stale agents too with `respawn.idle`.
+   * marked it), for the roles `options.respawn.roles` selects; for idle stale agents too with `respawn.idle`. Once
+   * per (agent, incarnation) at the leader's epoch — also when the commit's reply was lost: a later sweep at the same
+   * epoch that finds it applied raises the request then (one that finds it refused raises nothing).
    */
   onRespawnNeeded(handler: RespawnHandler): () => void;
   submitTasks(tasks: readonly NewTask[]): Promise<void>;
@@ -191,9 +193,8 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
   let retiredAgents = 0;
   let leading = false;
 
-  const fireRespawns = (outcome: SweepOutcome) => {
-    if (outcome.kind !== 'applied') return;
-    for (const request of outcome.plan.respawns) {
+  const fireRespawns = (requests: readonly RespawnRequest[]) => {
+    for (const request of requests) {
       respawnRequests += 1;
       for (const handler of respawnHandlers) {
         Promise.resolve()
@@ -233,12 +234,13 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
     ...(options.beforeSweepCommit ? { beforeCommit: options.beforeSweepCommit as (ops: readonly unknown[]) => Promise<void> } : {}),
     onOutcome: (outcome) => {
       sweeps[outcome.kind] += 1;
-      if (outcome.kind === 'applied') {
-        staleAgentsMarked += outcome.plan.agentWrites.length;
-        requeuedTasks += outcome.plan.requeued.length;
-        retiredAgents += outcome.plan.retired.length;
-        fireRespawns(outcome);
-      }
+    },
+    // Every commit known applied — answered, or a lost reply a later sweep found applied — once, on the leader.
+    onApplied: ({ plan, respawns }) => {
+      staleAgentsMarked += plan.agentWrites.length;
+      requeuedTasks += plan.requeued.length;
+      retiredAgents += plan.retired.length;
+      fireRespawns(respawns);
     },
   });
 

@@ -19,3 +19,4 @@ export type { AgentKeys, AgentRecord, AgentState, HandoffNote, HandoffReason, St
 export { agentKeys, agentRecordSchema, handoffNoteSchema, taskBoardSchema, taskRecordSchema } from './schema.js';
 export type { SweeperOptions, SweepOutcome } from './sweeper.js';
 export { Sweeper } from './sweeper.js';
+export type { AppliedSweep } from './unknownCommits.js';

@@ -6,6 +6,10 @@
  * The commit also checks, at the versions read, every agent whose state a requeue relied on, so a sweep planned from
  * agents read before one of them re-registered (and claimed again) is refused and re-planned. Retiring agents (see
  * `RetentionPolicy`) writes the index at the version read in that same commit.
+ *
+ * A commit that fails with anything but a version conflict (a timeout, a reset connection) has an unknown outcome:
+ * the sweep throws, and the sweeper remembers the commit until a later sweep's reads settle it (see
+ * unknownCommits.ts). `onApplied` reports every commit known to be applied, either way, once.
  */
 import type { CommitOp, Json } from '../adapters/LeaseStore.js';
 import { type ElectionClock, wallIso } from '../clock.js';
@@ -13,6 +17,8 @@ import { CasMismatchError, NotLeaderError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type RespawnPolicy, type RetentionPolicy, type SweepPlan, type VersionedAgent } from './logic.js';
 import { type AgentRegistry, MAX_ATTEMPTS } from './registry.js';
+import type { AgentRecord, TaskBoard } from './schema.js';
+import { type AppliedSweep, type Reported, recordApplied, type SentCommit, settleUnknownCommits, type UnknownCommit } from './unknownCommits.js';
 
 export type SweepOutcome =
   | { readonly kind: 'applied'; readonly plan: SweepPlan; readonly epoch: number; readonly attempts: number }
@@ -40,6 +46,12 @@ export interface SweeperOptions {
   readonly retention?: RetentionPolicy;
   /** Every sweep outcome, for metrics and logs. */
   readonly onOutcome?: (outcome: SweepOutcome) => void;
+  /**
+   * Every sweep commit known to be applied, once: right before its `applied` outcome, or — for a commit whose
+   * reply was lost — when a later sweep at the same epoch, with the lease read as still ours, finds its writes. Carries
+   * the respawn requests due: one per (agent, incarnation) at an epoch, whichever way the commit was learnt of.
+   */
+  readonly onApplied?: (applied: AppliedSweep) => void;
 }
 
 /** Waits `ms` on the injected clock; resolves early (never rejects) when `signal` aborts. */
@@ -62,6 +74,10 @@ export class Sweeper {
   private liveness: Liveness = new Map();
   private lastAgents: readonly VersionedAgent[] = [];
   private readonly logger: Logger;
+  /** Commits whose outcome is unknown, until a later sweep settles them. */
+  private unknown: readonly UnknownCommit[] = [];
+  private unknownSeq = 0;
+  private reported: Reported | undefined;
   /** Monotonic time of the last completed read of the agents. */
   lastObservedAt: number | undefined;
 
@@ -103,6 +119,7 @@ export class Sweeper {
     let lastConflict = '';
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       if (signal?.aborted) return this.report({ kind: 'aborted', epoch });
+      const knownUnknown = this.unknownSeq;
       let leaseVersion: string;
       try {
         leaseVersion = (await registry.currentLease(leader)).version;
@@ -126,6 +143,7 @@ export class Sweeper {
         const agent = await registry.readAgent(id);
         if (agent) unindexed.push(agent);
       }
+      this.settle(epoch, leaseVersion, knownUnknown, [...agents, ...unindexed].map((a) => a.record), boardVersion === null ? undefined : board);
       const plan = planSweep({
         leader,
         now: clock.now(),
@@ -151,18 +169,69 @@ export class Sweeper {
       if (plan.index) ops.push({ key: registry.keys.index, expectedVersion: plan.index.expectedVersion, value: { ids: [...plan.index.ids] } });
       await this.options.beforeCommit?.(ops);
       if (signal?.aborted || (this.options.isLeader && !this.options.isLeader())) return this.report({ kind: 'aborted', epoch });
+      const incarnations: Record<string, number> = {};
+      for (const { record } of agents) incarnations[record.id] = record.incarnation;
+      const sent: SentCommit = { epoch, plan, incarnations };
       try {
         await registry.store.commit(ops);
       } catch (err) {
-        if (!CasMismatchError.is(err)) throw err;
+        if (!CasMismatchError.is(err)) {
+          // Applied or refused, we cannot tell: a later sweep's reads settle it (and raise its respawn requests).
+          this.unknown = [...this.unknown, { ...sent, leaseVersion, seq: ++this.unknownSeq }];
+          throw err;
+        }
         // A renewal, a heartbeat or a claim raced us, or the lease moved on: read everything again; the lease
         // check at the top of the loop decides whether we may still write.
         lastConflict = err.key;
         continue;
       }
+      this.applied(sent, false);
       return this.report({ kind: 'applied', plan, epoch, attempts: attempt });
     }
     return this.report({ kind: 'rejected', epoch, reason: 'contention', detail: `kept conflicting on ${lastConflict}` });
+  }
+
+  /**
+   * Settles the commits with an unknown outcome known before this sweep's lease read, against its reads (the lease
+   * confirmed ours at `epoch` at version `leaseVersion`, then the agents and the board).
+   */
+  private settle(epoch: number, leaseVersion: string, upTo: number, agents: readonly AgentRecord[], board: TaskBoard | undefined): void {
+    if (this.unknown.length === 0 && this.reported === undefined) return;
+    // Raise nothing on a node that no longer believes it leads; a later sweep at this epoch settles them instead.
+    if (this.options.isLeader && !this.options.isLeader()) return;
+    const settled = settleUnknownCommits({ epoch, leaseVersion, upTo, unknown: this.unknown, reported: this.reported, agents, board });
+    this.unknown = settled.unknown;
+    this.reported = settled.reported;
+    for (const commit of settled.refused) {
+      this.logger.info({ nodeId: this.options.nodeId, epoch: commit.epoch, stale: commit.plan.agentWrites.map((w) => w.id) }, 'sweep commit with a lost reply was not applied');
+    }
+    for (const applied of settled.applied) this.emitApplied(applied);
+  }
+
+  private applied(commit: SentCommit, recovered: boolean): void {
+    const recorded = recordApplied(this.reported, commit, recovered);
+    this.reported = recorded.reported;
+    this.emitApplied(recorded.applied);
+  }
+
+  private emitApplied(applied: AppliedSweep): void {
+    if (applied.recovered) {
+      this.logger.info(
+        {
+          nodeId: this.options.nodeId,
+          epoch: applied.epoch,
+          stale: applied.plan.agentWrites.map((w) => w.id),
+          requeued: applied.plan.requeued.map((r) => r.taskId),
+          retired: applied.plan.retired,
+        },
+        'sweep commit with a lost reply was applied',
+      );
+    }
+    try {
+      this.options.onApplied?.(applied);
+    } catch (err) {
+      this.logger.error({ nodeId: this.options.nodeId, err }, 'sweep applied handler threw');
+    }
   }
 
   private report(outcome: SweepOutcome): SweepOutcome {

@@ -4,12 +4,15 @@
  * with `respawn.idle`.
  */
 import { describe, expect, it } from 'vitest';
+import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../src/adapters/LeaseStore.js';
 import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
 import { planSweep, type RespawnRequest, registerRecord } from '../../src/agents/logic.js';
+import { AgentRegistry } from '../../src/agents/registry.js';
 import type { AgentRecord } from '../../src/agents/schema.js';
-import { type CoordinatorOptions, createCoordinator } from '../../src/createCoordinator.js';
-import { InvalidOptionsError } from '../../src/errors.js';
-import { tasks, World } from './helpers.js';
+import { type Coordinator, type CoordinatorOptions, createCoordinator } from '../../src/createCoordinator.js';
+import { CasMismatchError, InvalidOptionsError } from '../../src/errors.js';
+import { leaseKey } from '../../src/machines/leaseRecord.js';
+import { STALE_AFTER, SWEEP_INTERVAL, tasks, timing, World } from './helpers.js';
 
 /**
  * Leader o1; builder b1 holding t1, builder b2 idle, reviewer r1 holding t2 (it only takes `review` tasks, so b1
@@ -114,6 +117,214 @@ describe('onRespawnNeeded', () => {
       expect(InvalidOptionsError.is(err), JSON.stringify(bad)).toBe(true);
       expect((err as InvalidOptionsError).issues[0]!.path).toMatch(/^respawn/);
     }
+  });
+});
+
+/**
+ * Delegates to the world's store. With `loseNextReply` set, the next commit reaches the store — which applies or
+ * refuses it — and the caller gets an error either way (a timeout, a reset connection: the ambiguous case);
+ * `lost` records what the store really did with each such commit.
+ */
+class LostReplyLink implements LeaseStore {
+  readonly kind = 'lost-reply';
+  loseNextReply = false;
+  readonly lost: Array<'applied' | 'refused'> = [];
+  constructor(private readonly inner: LeaseStore) {}
+  get capabilities() {
+    return this.inner.capabilities;
+  }
+  read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
+    return this.inner.read(key, options);
+  }
+  compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
+    return this.commit([{ key, expectedVersion, value }], options).then((v) => v[0]!);
+  }
+  async commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
+    if (!this.loseNextReply) return this.inner.commit(ops, options);
+    this.loseNextReply = false;
+    try {
+      await this.inner.commit(ops, options);
+      this.lost.push('applied');
+    } catch (err) {
+      if (!CasMismatchError.is(err)) throw err;
+      this.lost.push('refused');
+    }
+    throw new Error('connection reset (injected: the reply was lost)');
+  }
+  async close(): Promise<void> {}
+}
+
+const marksStale = (ops: readonly unknown[]) => (ops as CommitOp[]).some((o) => (o.value as { state?: string } | undefined)?.state === 'stale');
+
+/** Leader o1 on a LostReplyLink; `hook(link, o1)` runs before each sweep commit. */
+async function lossyLeader(world: World, hook: (ops: readonly unknown[], link: LostReplyLink, o1: Coordinator) => Promise<void> | void, extra: Partial<CoordinatorOptions> = {}) {
+  const link = new LostReplyLink(world.store);
+  let o1: Coordinator | undefined;
+  o1 = createCoordinator({
+    election: 't',
+    nodeId: 'o1',
+    store: link,
+    clock: world.clock,
+    ...timing,
+    staleAfterMs: STALE_AFTER,
+    sweepIntervalMs: SWEEP_INTERVAL,
+    beforeSweepCommit: (ops) => hook(ops, link, o1!),
+    ...extra,
+  });
+  world.coordinators.push(o1);
+  const requests: RespawnRequest[] = [];
+  o1.onRespawnNeeded((r) => {
+    requests.push(r);
+  });
+  o1.start();
+  await world.clock.advance(0);
+  expect(o1.isOrchestratorLeader()).toBe(true);
+  return { link, o1, requests };
+}
+
+describe('onRespawnNeeded exactly once when a sweep commit gets no clean reply', () => {
+  // Review finding (respawn 2): requests and counters followed only commits answered cleanly, so a sweep commit
+  // applied with its reply lost raised nothing — and the next sweep found nothing left to requeue.
+  it('fires for a crashed holder even when the sweep commit that requeued its work got no clean reply', async () => {
+    const world = new World();
+    const { link, o1, requests } = await lossyLeader(world, (ops, l) => {
+      if (marksStale(ops)) l.loseNextReply = true;
+    });
+    const b1 = world.worker('b1', 100_000);
+    await b1.agent.start();
+    await o1.submitTasks(tasks(1));
+    await world.run(50);
+    expect(world.board().t1).toMatchObject({ state: 'claimed', claimedBy: 'b1' });
+    b1.crash();
+    await world.until(() => world.agentRecord('b1')?.state === 'stale', 3000, 5);
+    expect(world.board().t1).toMatchObject({ state: 'queued', requeues: 1 });
+    expect(link.lost).toEqual(['applied']);
+    await world.run(3000, 20); // many more sweeps
+    for (let i = 0; i < 3; i++) await o1.sweepNow();
+    await world.run(20);
+    expect(requests.map((r) => [r.agentId, r.role, r.requeuedTaskIds, r.epoch])).toEqual([['b1', 'builder', ['t1'], 1]]);
+    expect(requests[0]!.handoff).toMatchObject({ from: 'b1', by: 'o1', epoch: 1, reason: 'stale' });
+    expect(o1.metrics()).toMatchObject({ respawnRequests: 1, staleAgentsMarked: 1, requeuedTasks: 1 });
+    await o1.stop();
+  });
+
+  it('with respawn.idle, also for an agent marked stale holding nothing in a commit whose reply was lost', async () => {
+    const world = new World();
+    const { link, o1, requests } = await lossyLeader(
+      world,
+      (ops, l) => {
+        if (marksStale(ops)) l.loseNextReply = true;
+      },
+      { respawn: { idle: true } },
+    );
+    const [b1, b2] = [world.worker('b1', 100_000), world.worker('b2', 100_000, 0)];
+    for (const w of [b1, b2]) await w.agent.start();
+    await o1.submitTasks(tasks(1));
+    await world.run(50);
+    for (const w of [b1, b2]) w.crash();
+    await world.until(() => ['b1', 'b2'].every((id) => world.agentRecord(id)?.state === 'stale'), 3000, 5);
+    await world.run(2000, 20);
+    expect(link.lost.length).toBeGreaterThanOrEqual(1);
+    expect(link.lost.every((o) => o === 'applied')).toBe(true);
+    expect(requests.map((r) => [r.agentId, r.requeuedTaskIds]).sort()).toEqual([
+      ['b1', ['t1']],
+      ['b2', []],
+    ]);
+    expect(o1.metrics()).toMatchObject({ respawnRequests: 2, staleAgentsMarked: 2, requeuedTasks: 1 });
+    await o1.stop();
+  });
+
+  it('a commit refused by the store whose reply was lost raises nothing; the later sweep that marks the agent raises once', async () => {
+    const world = new World();
+    const admin = new AgentRegistry(world.shared, 't', world.clock);
+    let refusedOnce = false;
+    const { link, o1, requests } = await lossyLeader(world, async (ops, l) => {
+      if (refusedOnce || !marksStale(ops)) return;
+      refusedOnce = true;
+      // b1's record changes under the sweep (a last heartbeat), so the store refuses the commit; the reply is lost.
+      await admin.heartbeat('b1');
+      l.loseNextReply = true;
+    });
+    const b1 = world.worker('b1', 100_000);
+    await b1.agent.start();
+    await o1.submitTasks(tasks(1));
+    await world.run(50);
+    b1.crash();
+    await world.until(() => refusedOnce, 3000, 5);
+    await world.run(STALE_AFTER / 2, 10); // several sweeps and lease renewals: the refused commit is settled
+    expect(link.lost).toEqual(['refused']);
+    expect(world.agentRecord('b1')?.state).toBe('active');
+    expect(world.board().t1).toMatchObject({ state: 'claimed', claimedBy: 'b1', requeues: 0 });
+    expect(requests).toEqual([]);
+    expect(o1.metrics()).toMatchObject({ respawnRequests: 0, staleAgentsMarked: 0, requeuedTasks: 0 });
+    // Silent since that heartbeat: a later sweep marks it and requeues t1, answered cleanly this time.
+    await world.until(() => world.agentRecord('b1')?.state === 'stale', 3000, 5);
+    await world.run(2000, 20);
+    expect(requests.map((r) => [r.agentId, r.requeuedTaskIds])).toEqual([['b1', ['t1']]]);
+    expect(o1.metrics()).toMatchObject({ respawnRequests: 1, staleAgentsMarked: 1, requeuedTasks: 1 });
+    await o1.stop();
+  });
+
+  for (const loseOuterReply of [false, true]) {
+    it(`sweepNow inside the loop sweep's read-to-commit window (same plan, same millisecond) raises once${loseOuterReply ? ', the refused outer commit\'s reply lost' : ''}`, async () => {
+      const world = new World();
+      let nested: Promise<unknown> | undefined;
+      const { link, o1, requests } = await lossyLeader(world, async (ops, l, self) => {
+        if (nested || !marksStale(ops)) return;
+        // The inner sweep plans from the same reads at the same instant (identical stale mark and handoff) and
+        // commits first; the outer one is then refused on b1's version.
+        nested = self.sweepNow();
+        await nested;
+        if (loseOuterReply) l.loseNextReply = true;
+      });
+      const b1 = world.worker('b1', 100_000);
+      await b1.agent.start();
+      await o1.submitTasks(tasks(1));
+      await world.run(50);
+      b1.crash();
+      await world.until(() => world.agentRecord('b1')?.state === 'stale', 3000, 5);
+      await world.run(2000, 10);
+      expect(await nested).toMatchObject({ kind: 'applied' });
+      expect(link.lost).toEqual(loseOuterReply ? ['refused'] : []);
+      expect(requests.map((r) => r.agentId)).toEqual(['b1']);
+      expect(o1.metrics()).toMatchObject({ respawnRequests: 1, staleAgentsMarked: 1, requeuedTasks: 1 });
+      await o1.stop();
+    });
+  }
+
+  it('a sweep refused by the fence (lease moved between read and commit) raises nothing; a follower never raises', async () => {
+    const world = new World();
+    let moved = false;
+    const o1 = world.coordinator('o1', {
+      beforeSweepCommit: (ops) => {
+        if (moved || !marksStale(ops)) return;
+        moved = true;
+        const lease = world.shared.readSync(leaseKey('t'))!;
+        world.shared.commitSync([{ key: leaseKey('t'), expectedVersion: lease.version, value: { ...(lease.value as object), holder: 'o9', epoch: 99, renewals: 0 } }]);
+      },
+    });
+    const o2 = world.coordinator('o2');
+    const requests: Array<[string, RespawnRequest]> = [];
+    o1.onRespawnNeeded((r) => {
+      requests.push(['o1', r]);
+    });
+    o2.onRespawnNeeded((r) => {
+      requests.push(['o2', r]);
+    });
+    o1.start();
+    await world.clock.advance(0);
+    o2.start();
+    const b1 = world.worker('b1', 100_000);
+    await b1.agent.start();
+    await o1.submitTasks(tasks(1));
+    await world.run(50);
+    b1.crash();
+    await world.until(() => moved, 3000, 5);
+    await world.run(200, 5);
+    expect(world.agentRecord('b1')?.state).toBe('active');
+    expect(requests).toEqual([]);
+    expect(o1.metrics().sweeps.applied).toBe(0);
+    for (const c of [o1, o2]) await c.stop();
   });
 });
 
