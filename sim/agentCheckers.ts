@@ -11,7 +11,17 @@ type AgentLine = TraceLineOf<'agent'>;
 
 interface FinalState {
   readonly tasks: Record<string, { state: string; claimedBy: string | null; claimToken: number }>;
-  readonly agents: Record<string, { state: string; incarnation: number; alive: boolean; working: string[] }>;
+  /** Every agent record in the store; `indexed` false: not listed in the index (absent in traces before it). */
+  readonly agents: Record<string, { state: string; incarnation: number; alive: boolean; working: string[]; indexed?: boolean }>;
+}
+
+/** One agent in an `index` line: its record right after the commit (and, when removed, what the board held for it). */
+interface IndexEntry {
+  readonly agent: string;
+  readonly state: string | null;
+  readonly incarnation: number | null;
+  readonly claims?: string[];
+  readonly reserved?: string[];
 }
 
 const agentLines = (trace: readonly TraceLine[]): AgentLine[] => trace.filter((l): l is AgentLine => l.kind === 'agent');
@@ -244,14 +254,68 @@ export const staleDetectionBound: Checker = {
   },
 };
 
+/**
+ * Retirement keeps the registry whole, at the commit: no index write removes an agent whose record is active right
+ * after it, or that the board then shows holding a claim or a reservation, and only a sweep removes anyone
+ * (registration only adds). An agent dropped from the index is never judged again by the sweeps while idle.
+ */
+export const noActiveAgentRetired: Checker = {
+  name: 'no-active-agent-retired',
+  description: 'no agent leaves the index while active, holding a claim or reserved a task, nor by a non-sweep write',
+  assumptions: [],
+  check(trace) {
+    const out: Finding[] = [];
+    for (const l of agentLines(trace)) {
+      if (l.event !== 'index') continue;
+      const d = (l.detail ?? {}) as { sweep?: boolean; removed?: IndexEntry[] };
+      for (const r of d.removed ?? []) {
+        const why = [
+          ...(r.state === 'active' ? [`its record was active (incarnation ${r.incarnation})`] : []),
+          ...(r.claims?.length ? [`it held ${r.claims.join(', ')}`] : []),
+          ...(r.reserved?.length ? [`${r.reserved.join(', ')} ${r.reserved.length > 1 ? 'were' : 'was'} reserved for it`] : []),
+          ...(d.sweep !== true ? ['the write was not a sweep'] : []),
+        ];
+        if (why.length === 0) continue;
+        out.push({ t: l.t, message: `${l.node} removed ${r.agent} (record ${r.state ?? 'absent'}) from the agent index although ${why.join(' and ')}`, nodes: [r.agent, l.node] });
+      }
+    }
+    return out;
+  },
+};
+
+/**
+ * Every active agent is in the index at the end, once faults (and stalls) have healed for `agentSettleMs`: only the
+ * index is swept, so an active agent missing from it would never be marked stale, nor shown by `agentStatus()`.
+ */
+export const activeAgentsIndexed: Checker = {
+  name: 'active-agents-indexed',
+  description: 'after faults heal every active agent record is listed in the agent index',
+  assumptions: ['store-data-loss'],
+  check(trace) {
+    const ctx = agentContext(trace);
+    const final = [...agentLines(trace)].reverse().find((l) => l.event === 'final');
+    if (!ctx || !final) return [];
+    if (final.t < lastFaultEnd(trace) + ctx.settleMs) return [];
+    const { agents } = final.detail as unknown as FinalState;
+    const out: Finding[] = [];
+    for (const [id, a] of Object.entries(agents)) {
+      if (a.state !== 'active' || a.indexed !== false) continue;
+      out.push({ t: final.t, message: `${id} (incarnation ${a.incarnation}, ${a.alive ? 'running' : 'down'}) is active but missing from the agent index at the end of the run: no sweep judges it`, nodes: [id] });
+    }
+    return out;
+  },
+};
+
 /** The agent checkers, to append to `defaultCheckers`. */
-export const agentCheckers: readonly Checker[] = [noTaskLost, noTaskCompletedTwice, noStaleEpochRequeue, staleDetectionBound];
+export const agentCheckers: readonly Checker[] = [noTaskLost, noTaskCompletedTwice, noStaleEpochRequeue, staleDetectionBound, noActiveAgentRetired, activeAgentsIndexed];
 
 export interface AgentRunStats {
   readonly tasks: number;
   readonly completed: number;
   readonly requeued: number;
   readonly staleMarks: number;
+  /** Agents removed from the index (retired by a sweep). */
+  readonly retired: number;
   /** Real ms from an agent's last heartbeat write to the sweep that marked it stale. */
   readonly detectionMs: number[];
   readonly detectionBoundMs: number;
@@ -264,8 +328,10 @@ export function agentStats(trace: readonly TraceLine[]): AgentRunStats | undefin
   let tasks = 0;
   let requeued = 0;
   let staleMarks = 0;
+  let retired = 0;
   for (const l of lines) {
     if (l.event === 'submit') tasks += ((l.detail as { tasks?: unknown[] } | undefined)?.tasks ?? []).length;
+    if (l.event === 'index') retired += ((l.detail as { removed?: unknown[] } | undefined)?.removed ?? []).length;
     if (l.event === 'sweep' && l.applied) {
       const d = l.detail as { requeued?: unknown[]; marked?: unknown[] };
       requeued += d.requeued?.length ?? 0;
@@ -277,6 +343,7 @@ export function agentStats(trace: readonly TraceLine[]): AgentRunStats | undefin
     completed: new Set(lines.filter((l) => l.event === 'complete').map((l) => l.task)).size,
     requeued,
     staleMarks,
+    retired,
     detectionMs: silences(trace)
       .filter((s) => s.markedAt !== undefined)
       .map((s) => s.markedAt! - s.since),

@@ -106,15 +106,53 @@ export class AgentWorld {
 
   snapshot(): void {
     const board = (this.store.readSync(simKeys.board)?.value as unknown as TaskBoard | undefined) ?? emptyBoard();
-    const index = (this.store.readSync(simKeys.index)?.value as { ids?: string[] } | undefined)?.ids ?? [];
-    const agents: Record<string, { state: string; incarnation: number; alive: boolean; working: string[] }> = {};
-    for (const id of index) {
-      const r = this.store.readSync(simKeys.agent(id))?.value as unknown as AgentRecord | undefined;
-      if (r) agents[id] = { state: r.state, incarnation: r.incarnation, alive: this.env.alive(id), working: [...(this.working.get(id) ?? [])] };
+    const index = new Set((this.store.readSync(simKeys.index)?.value as { ids?: string[] } | undefined)?.ids ?? []);
+    // Every agent record the store holds, indexed or not (a retired agent keeps its record: the store has no
+    // delete), so a checker can tell an active agent that dropped out of the index.
+    const agents: Record<string, { state: string; incarnation: number; alive: boolean; working: string[]; indexed: boolean }> = {};
+    for (const key of this.store.keys()) {
+      if (!key.startsWith(agentPrefix)) continue;
+      const r = this.store.readSync(key)?.value as unknown as AgentRecord | undefined;
+      if (r) agents[r.id] = { state: r.state, incarnation: r.incarnation, alive: this.env.alive(r.id), working: [...(this.working.get(r.id) ?? [])], indexed: index.has(r.id) };
     }
     const tasks: Record<string, { state: string; claimedBy: string | null; claimToken: number; completedBy: string | null }> = {};
     for (const t of Object.values(board.tasks)) tasks[t.id] = { state: t.state, claimedBy: t.claimedBy, claimToken: t.claimToken, completedBy: t.completedBy };
     this.emit({ node: 'env', event: 'final', detail: { tasks, agents } });
+  }
+
+  /**
+   * An applied commit changed the agent index: who left it and who joined, each with its record as the store holds
+   * it right after the commit (state, incarnation) and, for those removed, the tasks the board then shows claimed by
+   * or reserved for them. `detail.sweep`: an orchestrator's sweep wrote it (a retirement, or an unindexed active
+   * holder put back); otherwise an agent's registration.
+   */
+  private indexLine(
+    node: string,
+    orchestrator: boolean,
+    change: { removed: string[]; added: string[]; size: number },
+    lease: { holder?: string | null; epoch?: number } | undefined,
+  ): Omit<TraceLine & { kind: 'agent' }, 't' | 'kind'> {
+    const tasks = Object.values((this.store.readSync(simKeys.board)?.value as unknown as TaskBoard | undefined)?.tasks ?? {});
+    const record = (id: string) => {
+      const r = this.store.readSync(simKeys.agent(id))?.value as unknown as AgentRecord | undefined;
+      return { agent: id, state: r?.state ?? null, incarnation: r?.incarnation ?? null };
+    };
+    const removed = change.removed.map((id) => ({
+      ...record(id),
+      claims: tasks.filter((t) => t.state === 'claimed' && t.claimedBy === id).map((t) => t.id),
+      reserved: tasks.filter((t) => t.state === 'queued' && t.assignee === id).map((t) => t.id),
+    }));
+    return {
+      node,
+      event: 'index',
+      detail: {
+        sweep: orchestrator,
+        removed,
+        added: change.added.map(record),
+        size: change.size,
+        ...(orchestrator ? { lease: lease ? { holder: lease.holder ?? null, epoch: lease.epoch ?? null } : null } : {}),
+      },
+    };
   }
 
   private record(
@@ -131,10 +169,17 @@ export class AgentWorld {
     const requeued: Array<{ task: string; from: string | null; token: number; handoff?: TracedHandoff }> = [];
     const epochs = new Set<number>();
     const lines: Array<Omit<TraceLine & { kind: 'agent' }, 't' | 'kind'>> = [];
+    let indexChange: { removed: string[]; added: string[]; size: number } | undefined;
     for (const op of ops) {
       if (op.value === undefined) continue;
       const prev = before.get(op.key)?.value;
-      if (op.key.startsWith(agentPrefix)) {
+      if (op.key === simKeys.index) {
+        const was = (prev as { ids?: string[] } | undefined)?.ids ?? [];
+        const now = (op.value as { ids?: string[] }).ids ?? [];
+        const removed = was.filter((id) => !now.includes(id));
+        const added = now.filter((id) => !was.includes(id));
+        if (removed.length > 0 || added.length > 0) indexChange = { removed, added, size: now.length };
+      } else if (op.key.startsWith(agentPrefix)) {
         const a = op.value as unknown as AgentRecord;
         const b = prev as unknown as AgentRecord | undefined;
         const at = { agent: a.id, incarnation: a.incarnation, beat: a.beat };
@@ -182,6 +227,7 @@ export class AgentWorld {
       return;
     }
     for (const line of lines) this.emit(line);
+    if (indexChange) this.emit(this.indexLine(node, orchestrator, indexChange, lease));
     if (orchestrator && (marked.length > 0 || requeued.length > 0)) {
       this.emit({
         node,

@@ -52,6 +52,40 @@ export async function completeWithoutClaimCheck(registry: AgentRegistry, agentId
   });
 }
 
+/**
+ * A broken retirement (found in review): the index write of a retiring sweep keeps only the retired ids instead of
+ * dropping them — an inverted filter — so every other agent, active or not, silently leaves the index (and an agent
+ * the sweep put back is dropped too). Injected in `beforeCommit`: the retired ids are those of the index this
+ * sweeper last read that its planned index write leaves out.
+ */
+export const invertedRetirement: AgentMutants = {
+  sweeper: (options) => {
+    const registry = options.registry;
+    const readIndexedAgents = registry.readIndexedAgents.bind(registry);
+    let lastRead: readonly string[] = [];
+    registry.readIndexedAgents = async () => {
+      const read = await readIndexedAgents();
+      lastRead = read.index.ids;
+      return read;
+    };
+    const { beforeCommit } = options;
+    return {
+      ...options,
+      beforeCommit: async (ops) => {
+        const read = lastRead;
+        await beforeCommit?.(ops);
+        const mutable = ops as CommitOp[];
+        const i = mutable.findIndex((op) => op.key === registry.keys.index && op.value !== undefined);
+        if (i < 0) return;
+        const planned = new Set((mutable[i]!.value as { ids: string[] }).ids);
+        const retired = new Set(read.filter((id) => !planned.has(id)));
+        if (retired.size === 0) return;
+        mutable[i] = { ...mutable[i]!, value: { ids: read.filter((id) => retired.has(id)) } };
+      },
+    };
+  },
+};
+
 export const agentMutants: Record<string, { readonly mutants: AgentMutants; readonly caughtBy: string }> = {
   'sweeper without epoch fencing (lease read, check-op, isLeader, leadership scope all removed)': {
     mutants: unfencedSweeper,
@@ -60,6 +94,10 @@ export const agentMutants: Record<string, { readonly mutants: AgentMutants; read
   'completion without the claim-token check': {
     mutants: { complete: completeWithoutClaimCheck },
     caughtBy: 'no-task-completed-twice',
+  },
+  'retirement with an inverted filter (the index keeps only the retired ids)': {
+    mutants: invertedRetirement,
+    caughtBy: 'no-active-agent-retired',
   },
 };
 

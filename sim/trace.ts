@@ -92,13 +92,17 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
      * `submit` tasks added; `register`/`heartbeat`/`deregister` an agent record's beat changed; `claim`/`complete` a
      * task moved (token = claim token); `release` a deregistering agent's task went back to the queue; `sweep` an
      * orchestrator's commit that marks agents stale and/or requeues tasks (`applied` false: refused, e.g. on its lease
-     * check-op); `stall` an orchestrator's sweep stalled before its commit (since `detail.since`, until `t`); `final`
-     * the store's agents and tasks at the end of the run.
+     * check-op); `stall` an orchestrator's sweep stalled before its commit (since `detail.since`, until `t`); `index`
+     * an applied commit changed the agent index (`detail.removed`/`added`: `{ agent, state, incarnation }` of each
+     * record right after the commit, removed ones with the tasks then `claims`/`reserved` for them; `detail.sweep`:
+     * written by an orchestrator's sweep, i.e. a retirement or a re-indexing, else by an agent's registration);
+     * `final` the store's tasks and every agent record it holds (`indexed`: listed in the index) at the end of the run.
+     * The viewer reads lines loosely and skips agent events it does not draw (such as `index`).
      */
     kind: z.literal('agent'),
-    /** Who wrote: an agent id, or the orchestrator node for `sweep`, or `env`. */
+    /** Who wrote: an agent id, or the orchestrator node for `sweep` (and a sweep's `index`), or `env`. */
     node: z.string(),
-    event: z.enum(['submit', 'register', 'heartbeat', 'deregister', 'claim', 'complete', 'release', 'sweep', 'stall', 'final']),
+    event: z.enum(['submit', 'register', 'heartbeat', 'deregister', 'claim', 'complete', 'release', 'sweep', 'stall', 'index', 'final']),
     agent: z.string().optional(),
     task: z.string().optional(),
     token: z.number().optional(),

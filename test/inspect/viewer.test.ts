@@ -105,6 +105,23 @@ describe('viewer model', () => {
     expect(model.end).toBe(12);
   });
 
+  it('skips `index` lines (agent index changes: registrations, retirements) of a real agents run without a lane or event for them', async () => {
+    const { simulateAgents } = await import('../../sim/agents.js');
+    const { generateScenario } = await import('../../sim/scenario.js');
+    let trace: TraceLine[] = [];
+    for (let seed = 1; seed <= 12; seed++) {
+      trace = parseTrace(formatTrace((await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false })).trace));
+      if (trace.some((l) => l.kind === 'agent' && l.event === 'index' && ((l.detail?.removed as unknown[] | undefined) ?? []).length > 0)) break;
+    }
+    expect(trace.some((l) => l.kind === 'agent' && l.event === 'index' && l.detail?.sweep === true)).toBe(true);
+    const model = buildViewerModel(trace);
+    expect(model.agents.names).toEqual(['a1', 'a2', 'a3']);
+    expect(model.agents.ev.k.every((k) => k >= 0)).toBe(true);
+    // An event the viewer has never heard of is skipped too.
+    const future = buildViewerModel([...trace, { t: 1, kind: 'agent', node: 'n1', event: 'someday', detail: { x: 1 } } as unknown as TraceLine]);
+    expect(future.agents.ev).toEqual(model.agents.ev);
+  }, 60_000);
+
   it('uses the handoff note a trace line carries, and keeps the final task board', () => {
     const lines = [
       { kind: 'meta', format: TRACE_FORMAT, seed: 3, nodes: ['n1', 'w1', 'w2'], options: {}, violatedAssumptions: [] },

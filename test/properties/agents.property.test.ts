@@ -4,8 +4,9 @@ import { agentScenarioArb } from './agentsArbitraries.js';
 import { assertAgentsHold } from './agentsCheck.js';
 import { share } from './arbitraries.js';
 
-// Agents and tasks under faults, within the election's assumptions: the six election checkers and the four agent
-// checkers (no task lost, none completed twice, no requeue from a non-current epoch, detection within the bound).
+// Agents and tasks under faults, within the election's assumptions: the six election checkers and the six agent
+// checkers (no task lost, none completed twice, no requeue from a non-current epoch, detection within the bound, no
+// active or busy agent retired from the index, every active agent indexed at the end).
 const runs = share(0.3);
 
 describe('agent properties', () => {

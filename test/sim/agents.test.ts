@@ -2,15 +2,17 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  activeAgentsIndexed,
   agentCheckers,
   agentStats,
+  noActiveAgentRetired,
   noStaleEpochRequeue,
   noTaskCompletedTwice,
   noTaskLost,
   staleDetectionBound,
 } from '../../sim/agentCheckers.js';
 import { simKeys, simulateAgents } from '../../sim/agents.js';
-import { agentMutants, withoutClaimRecovery, withoutLeaseCheck } from '../../sim/agentsMutants.js';
+import { agentMutants, invertedRetirement, withoutClaimRecovery, withoutLeaseCheck } from '../../sim/agentsMutants.js';
 import { runCheckers } from '../../sim/checkers.js';
 import { replayCommand } from '../../sim/replayArg.js';
 import { type AgentSpec, defaultAgentSpec, detectionBoundMs, generateScenario, type Scenario } from '../../sim/scenario.js';
@@ -132,6 +134,34 @@ describe('stale agents detected within the bound', () => {
   });
 });
 
+describe('retirement keeps the registry whole', () => {
+  const entry = (agent: string, state: string | null, more: Record<string, unknown> = {}) => ({ agent, state, incarnation: 1, claims: [], reserved: [], ...more });
+  const index = (t: number, node: string, sweep: boolean, removed: unknown[], added: unknown[] = []) => ag(t, node, 'index', { detail: { sweep, removed, added, size: 1 } });
+  it('flags a sweep that removes an active agent, one holding a claim, one a task is reserved for; and a removal not by a sweep', () => {
+    const found = noActiveAgentRetired.check([
+      meta(),
+      index(100, 'n1', true, [entry('a1', 'active'), entry('a2', 'stale', { claims: ['t1'] }), entry('a3', 'gone', { reserved: ['t2'] })]),
+      index(200, 'a4', false, [entry('a5', 'gone')]),
+    ]);
+    expect(found.map((f) => f.message)).toEqual([
+      expect.stringContaining('removed a1 (record active) from the agent index although its record was active'),
+      expect.stringContaining('removed a2 (record stale) from the agent index although it held t1'),
+      expect.stringContaining('although t2 was reserved for it'),
+      expect.stringContaining('although the write was not a sweep'),
+    ]);
+  });
+  it('passes a sweep retiring stale and gone agents that hold nothing, and registrations adding ids', () => {
+    const good = [meta(), index(100, 'a1', false, [], [{ agent: 'a1', state: 'active', incarnation: 1 }]), index(900, 'n1', true, [entry('a2', 'stale'), entry('a3', 'gone')])];
+    expect(noActiveAgentRetired.check(good)).toEqual([]);
+  });
+  it('flags an active agent missing from the index at the end once faults have healed (not before; old traces without the flag pass)', () => {
+    const agents = { a1: { ...live([]), indexed: false }, a2: { ...live([], 'stale'), indexed: false }, a3: { ...live([]), indexed: true } };
+    expect(activeAgentsIndexed.check([meta(), final(20_000, {}, agents)])).toEqual([expect.objectContaining({ message: expect.stringContaining('a1 (incarnation 1, running) is active but missing from the agent index'), nodes: ['a1'] })]);
+    expect(activeAgentsIndexed.check([meta(), { t: 19_000, kind: 'fault', fault: 'heal', node: 'n1' } as TraceLine, final(20_000, {}, agents)])).toEqual([]);
+    expect(activeAgentsIndexed.check([meta(), final(20_000, {}, { a1: live([]) })])).toEqual([]);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // Real runs.
 
@@ -177,6 +207,29 @@ describe('agents in the simulator', () => {
     for (const l of released) expect((l as { detail?: { handoff?: { reason: string } } }).detail?.handoff?.reason).toMatch(/restarted|released/);
   });
 
+  it('every index change is traced (registrations add, retiring sweeps remove agents that are stale or gone and hold nothing); final lists every record', async () => {
+    let retired = 0;
+    let runsRetiring = 0;
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const r = await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false });
+      expect(r.violations.filter((v) => !v.expected)).toEqual([]);
+      const lines = r.trace.filter((l) => l.kind === 'agent');
+      const changes = lines.filter((l) => l.event === 'index').map((l) => ({ node: l.node, ...(l.detail as { sweep: boolean; removed: any[]; added: any[] }) }));
+      for (const id of ['a1', 'a2', 'a3']) expect(changes.some((c) => !c.sweep && c.node === id && c.added.some((a) => a.agent === id && a.state === 'active'))).toBe(true);
+      const removed = changes.filter((c) => c.sweep).flatMap((c) => c.removed);
+      for (const x of removed) {
+        expect(['stale', 'gone']).toContain(x.state);
+        expect([...x.claims, ...x.reserved]).toEqual([]);
+      }
+      retired += removed.length;
+      if (removed.length > 0) runsRetiring += 1;
+      const fin = lines.find((l) => l.event === 'final')!.detail as { agents: Record<string, { indexed: boolean }> };
+      expect(Object.keys(fin.agents).sort()).toEqual(['a1', 'a2', 'a3']);
+    }
+    console.log(`seeds 1-8 (3 agents, 30 s): ${retired} retirement(s) in ${runsRetiring} run(s), all of agents stale or gone holding nothing`);
+    expect(retired).toBeGreaterThan(0);
+  }, 120_000);
+
   it('agent checkers run with the election ones', async () => {
     const r = await simulateAgents(generateScenario(5, { agents: 2, durationMs: 15_000 }), { traceStore: false });
     expect(runCheckers(r.trace, agentCheckers)).toEqual(r.violations.filter((v) => agentCheckers.some((c) => c.name === v.checker)));
@@ -199,6 +252,17 @@ describe('mutants and real bugs are caught', () => {
       expect(found).toBeDefined();
     }, 120_000);
   }
+
+  it('the inverted retirement (review finding: every other agent dropped from the index) is caught at the commit and, where an idle agent stays dropped, at the end', async () => {
+    const caught = new Map<string, string>();
+    for (let seed = 1; seed <= 12 && caught.size < 2; seed++) {
+      const r = await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false, mutants: invertedRetirement });
+      for (const v of r.violations) if (!v.expected && !caught.has(v.checker)) caught.set(v.checker, `seed ${seed}: ${v.message}`);
+    }
+    console.log([...caught].map(([c, m]) => `[${c}] ${m}`).join('\n'));
+    expect(caught.get('no-active-agent-retired')).toMatch(/removed a\d \(record active\) from the agent index/);
+    expect(caught.get('active-agents-indexed')).toMatch(/is active but missing from the agent index/);
+  }, 120_000);
 
   // The naive worker (examples/orchestrator/worker.ts: claim, work, complete once, drop on failure) under agent
   // crashes, pauses and partitions: lost claim replies, duplicated requests, restarts quicker than staleAfterMs.
