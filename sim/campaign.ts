@@ -18,7 +18,7 @@ export interface ScenarioOutcome {
   readonly acceptedWrites: number;
   readonly rejectedWrites: number;
   /** With `--agents`: tasks, completions, requeues, stale marks and detection latencies (real ms). */
-  readonly agents?: { tasks: number; completed: number; requeued: number; staleMarks: number; detectionMs: number[]; detectionBoundMs: number };
+  readonly agents?: { tasks: number; completed: number; requeued: number; staleMarks: number; retired: number; detectionMs: number[]; detectionBoundMs: number };
 }
 
 export async function runOne(seed: number, options: GenerateOptions): Promise<ScenarioOutcome> {

@@ -187,7 +187,7 @@ export interface CampaignSummary {
   epochsIssued: number;
   transitions: number;
   writes: { accepted: number; rejected: number };
-  agents?: { tasks: number; completed: number; requeued: number; staleMarks: number; detectionMs: { p50: number; p99: number; max: number; count: number }; detectionBoundMs: { min: number; max: number } };
+  agents?: { tasks: number; completed: number; requeued: number; staleMarks: number; retired: number; detectionMs: { p50: number; p99: number; max: number; count: number }; detectionBoundMs: { min: number; max: number } };
 }
 
 export function summarizeCampaign(outcomes: readonly ScenarioOutcome[]): CampaignSummary {
@@ -235,6 +235,7 @@ export function summarizeCampaign(outcomes: readonly ScenarioOutcome[]): Campaig
             completed: withAgents.reduce((n, a) => n + a.completed, 0),
             requeued: withAgents.reduce((n, a) => n + a.requeued, 0),
             staleMarks: withAgents.reduce((n, a) => n + a.staleMarks, 0),
+            retired: withAgents.reduce((n, a) => n + a.retired, 0),
             detectionMs: { p50: r(percentile(detection, 50)), p99: r(percentile(detection, 99)), max: r(detection.at(-1) ?? Number.NaN), count: detection.length },
             detectionBoundMs: { min: r(Math.min(...withAgents.map((a) => a.detectionBoundMs))), max: r(Math.max(...withAgents.map((a) => a.detectionBoundMs))) },
           },
@@ -265,6 +266,7 @@ export function formatSummary(s: CampaignSummary): string {
       ['tasks completed / submitted', `${a.completed} / ${a.tasks}`],
       ['tasks requeued by sweeps', String(a.requeued)],
       ['agents marked stale', String(a.staleMarks)],
+      ['agents retired from the index', String(a.retired)],
       ['stale detection p50 / p99 / max', `${a.detectionMs.p50} / ${a.detectionMs.p99} / ${a.detectionMs.max} ms  (bound ${bound} ms while one leader leads throughout; a failover or a refused sweep adds to it)`],
     );
   }
