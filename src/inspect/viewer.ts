@@ -65,7 +65,28 @@ export const WORK_PHASES = ['claim', 'start', 'stop'] as const;
 /** `agents.spans[].s` values. */
 export const AGENT_STATES = ['active', 'stale', 'gone'] as const;
 /** `agents.ev.k` values. */
-export const AGENT_EVENTS = ['claim', 'complete', 'requeue', 'release', 'register', 'stale', 'deregister'] as const;
+export const AGENT_EVENTS = ['claim', 'complete', 'requeue', 'release', 'register', 'stale', 'deregister', 'retire', 'reindex'] as const;
+
+/**
+ * An agent removed from the agent index (an `index` line's `removed` entry): by whom (the orchestrator whose sweep
+ * retired it, or the writer of the commit), under which lease epoch, the agent record's state and incarnation right
+ * after the commit, the tasks then still claimed by or reserved for it, and until when it stayed out of the index
+ * (`until`: the time an `index` line added it back, else the end of the trace; `back`: who added it, with which
+ * incarnation, null if it never came back).
+ */
+export interface Retirement {
+  t: number;
+  g: number;
+  by: string;
+  sweep: boolean;
+  epoch: number;
+  state: string | null;
+  inc: number;
+  claims: string[];
+  reserved: string[];
+  until: number;
+  back: { t: number; by: string; sweep: boolean; inc: number } | null;
+}
 
 export interface AgentsModel {
   /** Worker agents (ids), one compact lane each; not among `nodes`. */
@@ -83,8 +104,19 @@ export interface AgentsModel {
   sweeps: { t: number[]; n: number[]; ok: number[]; ep: number[] };
   /** Orchestrator sweep stalls: node, from, to. */
   stalls: { n: number; a: number; b: number }[];
-  /** The board at the end of the run (the simulator's `final` line): tasks per state, and the unfinished ones. */
-  final: { t: number; counts: Record<string, number>; open: { task: string; state: string; by: string | null }[] } | null;
+  /** Agents removed from the agent index (`index` lines), sorted by time; see Retirement. */
+  retirements: Retirement[];
+  /**
+   * The board at the end of the run (the simulator's `final` line): tasks per state, the unfinished ones, how many
+   * agent records the store held and those no longer listed in the agent index (`indexed: false`).
+   */
+  final: {
+    t: number;
+    counts: Record<string, number>;
+    open: { task: string; state: string; by: string | null }[];
+    agents: number;
+    unindexed: { agent: string; state: string; incarnation: number | null }[];
+  } | null;
 }
 
 /** Unfinished tasks listed from the `final` line at most (the rest are counted). */
@@ -160,7 +192,9 @@ export function buildViewerModel(input: readonly Json[], title = 'fenced-leader 
     if (line.kind === 'transition' || line.kind === 'work' || line.kind === 'resource') electionNodes.add(String(line.node));
     else if (line.kind === 'agent') {
       if (typeof line.agent === 'string' && line.agent !== '') agentIds.add(line.agent);
-      if (line.event !== 'sweep' && line.event !== 'stall' && line.node !== 'env' && typeof line.node === 'string') agentIds.add(line.node);
+      const byOrchestrator = line.event === 'sweep' || line.event === 'stall' || (line.event === 'index' && line.detail?.sweep === true);
+      if (!byOrchestrator && line.node !== 'env' && typeof line.node === 'string') agentIds.add(line.node);
+      if (line.event === 'index') for (const c of [...(line.detail?.removed ?? []), ...(line.detail?.added ?? [])]) if (typeof c?.agent === 'string') agentIds.add(c.agent);
       for (const m of line.detail?.marked ?? []) if (typeof m?.agent === 'string') agentIds.add(m.agent);
       for (const r of line.detail?.requeued ?? []) if (typeof r?.from === 'string') agentIds.add(r.from);
     }
@@ -443,6 +477,8 @@ function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (
     }
   };
   const openStall = new Map<number, number>();
+  const retirements: Retirement[] = [];
+  const outOfIndex = new Map<number, Retirement>();
   let final: AgentsModel['final'] = null;
   for (const line of lines) {
     const t = Number(line.t);
@@ -530,6 +566,44 @@ function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (
         }
         break;
       }
+      case 'index': {
+        // An applied commit changed the agent index: retirements (removed) and re-indexings (added by a sweep); an
+        // agent's own registration (added, not by a sweep) already has its `register` line and only ends a retirement.
+        const sweep = line.detail?.sweep === true;
+        const lease = line.detail?.lease;
+        const epoch = typeof lease?.epoch === 'number' ? lease.epoch : typeof line.epoch === 'number' ? line.epoch : -1;
+        const by = String(line.node);
+        const at = `${by}${sweep ? "'s sweep" : ''}${epoch >= 0 ? ` at epoch ${epoch}` : ''}`;
+        for (const r of line.detail?.removed ?? []) {
+          if (typeof r?.agent !== 'string') continue;
+          const g = agentOf(r.agent);
+          const claims = Array.isArray(r.claims) ? r.claims.map(String) : [];
+          const reserved = Array.isArray(r.reserved) ? r.reserved.map(String) : [];
+          const state = typeof r.state === 'string' ? r.state : null;
+          const inc = typeof r.incarnation === 'number' ? r.incarnation : -1;
+          const retirement: Retirement = { t, g, by, sweep, epoch, state, inc, claims, reserved, until: end, back: null };
+          retirements.push(retirement);
+          outOfIndex.set(g, retirement);
+          const tasksLeft =
+            claims.length || reserved.length
+              ? `${claims.length ? `still claimed: ${claims.join(', ')}` : ''}${claims.length && reserved.length ? '; ' : ''}${reserved.length ? `still reserved: ${reserved.join(', ')}` : ''}`
+              : 'no task claimed or reserved';
+          push(t, g, 'retire', undefined, undefined, `${r.agent} retired from the agent index by ${at} (record ${state ?? 'missing'}${inc >= 0 ? `, incarnation ${inc}` : ''}; ${tasksLeft})`);
+        }
+        for (const a of line.detail?.added ?? []) {
+          if (typeof a?.agent !== 'string') continue;
+          const g = agentOf(a.agent);
+          const inc = typeof a.incarnation === 'number' ? a.incarnation : -1;
+          const open = outOfIndex.get(g);
+          if (open) {
+            open.until = t;
+            open.back = { t, by, sweep, inc };
+            outOfIndex.delete(g);
+          }
+          if (sweep) push(t, g, 'reindex', undefined, undefined, `${a.agent} put back into the agent index by ${at} (record ${a.state ?? 'missing'}${inc >= 0 ? `, incarnation ${inc}` : ''})`);
+        }
+        break;
+      }
       case 'final': {
         const all = line.detail?.tasks;
         if (!all || typeof all !== 'object') break;
@@ -540,14 +614,18 @@ function buildAgents(lines: Json[], agentOf: (name: string) => number, nodeOf: (
           counts[state] = (counts[state] ?? 0) + 1;
           if (state !== 'completed' && open.length < MAX_OPEN_TASKS) open.push({ task, state, by: typeof rec?.claimedBy === 'string' ? rec.claimedBy : null });
         }
-        final = { t, counts, open };
+        const records = line.detail?.agents && typeof line.detail.agents === 'object' ? Object.entries(line.detail.agents as Record<string, Json>) : [];
+        const unindexed = records
+          .filter(([, rec]) => rec?.indexed === false)
+          .map(([agent, rec]) => ({ agent, state: String(rec?.state ?? 'unknown'), incarnation: typeof rec?.incarnation === 'number' ? rec.incarnation : null }));
+        final = { t, counts, open, agents: records.length, unindexed };
         break;
       }
       default:
         break;
     }
   }
-  return { names: [], spans, beats, ev, tasks, notes, sweeps, stalls, final };
+  return { names: [], spans, beats, ev, tasks, notes, sweeps, stalls, retirements, final };
 }
 
 /**
@@ -614,7 +692,10 @@ export function renderViewerHtml(model: ViewerModel): string {
   <section id="handoffs-panel" hidden>
     <h2>Agent handoffs <span id="handoff-count"></span></h2>
     <ol id="handoffs"></ol>
+    <h3 id="index-changes-head" hidden>Agent index changes <span id="index-change-count"></span></h3>
+    <ol id="index-changes" hidden></ol>
     <p id="final-board"></p>
+    <p id="final-agents" hidden></p>
   </section>
   <section id="violations-panel">
     <h2>Checker violations <span id="violation-count"></span></h2>

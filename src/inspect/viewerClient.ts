@@ -64,7 +64,15 @@ svg.chart .edge.current text { fill:var(--accent); font-weight:600; font-size:10
 #handoffs .kind.release { background:#7048e8; }
 #handoffs .next { color:var(--muted); }
 #handoffs .note { color:#495057; font-size:12px; margin-left:12px; }
-#final-board { margin:6px 0 0; color:var(--muted); }
+#handoffs-panel h3 { font-size:12px; margin:8px 0 4px; }
+#index-changes li { margin:3px 0; cursor:pointer; }
+#index-changes li:hover { background:#f3f0ff; }
+#index-changes .when { font-family:ui-monospace, monospace; color:var(--muted); }
+#index-changes .kind { font-size:11px; border-radius:3px; padding:0 4px; color:#fff; background:#862e9c; }
+#index-changes .kind.reindex { background:#5c940d; }
+#index-changes .next { color:var(--muted); }
+#final-board, #final-agents { margin:6px 0 0; color:var(--muted); }
+#final-agents .bad { color:var(--bad); }
 #final-board .bad { color:var(--bad); }
 #violations li { margin:3px 0; cursor:pointer; }
 #violations li:hover { background:#fff5f5; }
@@ -127,12 +135,24 @@ export const VIEWER_CLIENT_JS = String.raw`
 
   // Leader work, agents.
   var WK = D.work || { t: [], n: [], ph: [], tok: [], w: [] };
-  var AG = D.agents || { names: [], spans: [], beats: { t: [], g: [] }, ev: { t: [], g: [], k: [], task: [], tok: [], note: [] }, tasks: [], notes: [], sweeps: { t: [], n: [], ok: [], ep: [] }, stalls: [] };
+  var AG = D.agents || { names: [], spans: [], beats: { t: [], g: [] }, ev: { t: [], g: [], k: [], task: [], tok: [], note: [] }, tasks: [], notes: [], sweeps: { t: [], n: [], ok: [], ep: [] }, stalls: [], retirements: [] };
+  var RET = AG.retirements || [];
   var agents = AG.names, NA = agents.length, AE = AG.ev;
   var AG_STATE = ['active', 'stale', 'gone'];
   var AG_STATE_C = { active: '#c3fae8', stale: '#ffa94d', gone: '#adb5bd' };
-  var AG_EV = ['claim', 'complete', 'requeue', 'release', 'register', 'stale', 'deregister'];
-  var AG_EV_C = { claim: '#1c7ed6', complete: '#2f9e44', requeue: '#e8590c', release: '#7048e8', register: '#212529', stale: '#d9480f', deregister: '#495057' };
+  var AG_EV = ['claim', 'complete', 'requeue', 'release', 'register', 'stale', 'deregister', 'retire', 'reindex'];
+  var AG_EV_C = { claim: '#1c7ed6', complete: '#2f9e44', requeue: '#e8590c', release: '#7048e8', register: '#212529', stale: '#d9480f', deregister: '#495057', retire: '#862e9c', reindex: '#5c940d' };
+  // An agent out of the agent index (retired, until an index line adds it back): its lane is greyed over that span.
+  var RETIRED_C = '#dee2e6';
+  var agRet = [];
+  for (var g1 = 0; g1 < NA; g1++) agRet.push([]);
+  RET.forEach(function (r) { agRet[r.g].push(r); });
+  var retiredAt = function (g, t) {
+    var list = agRet[g] || [];
+    for (var j = list.length - 1; j >= 0; j--) if (list[j].t <= t) return list[j].until > t || (list[j].back === null && t >= list[j].until) ? list[j] : null;
+    return null;
+  };
+  var retiredBy = function (r) { return r.by + (r.sweep ? "'s sweep" : '') + (r.epoch >= 0 ? ' at epoch ' + r.epoch : ''); };
   var agSpans = [];
   for (var g0 = 0; g0 < NA; g0++) agSpans.push([]);
   AG.spans.forEach(function (sp) { agSpans[sp.g].push(sp); });
@@ -188,7 +208,7 @@ export const VIEWER_CLIENT_JS = String.raw`
     '<b>' + NN + '</b> nodes · <b>' + fmtDuration(D.end - D.start) + '</b> · <b>' + N.toLocaleString() + '</b> transitions · epochs up to <b>' + maxEpoch + '</b>' +
     ' · fenced writes <b>' + accepted.toLocaleString() + '</b> accepted / <b' + (rejected ? ' class="bad"' : '') + '>' + rejected.toLocaleString() + '</b> rejected' +
     (WK.t.length ? ' · <b>' + claims.toLocaleString() + '</b> token claims' : '') +
-    (NA ? ' · <b>' + NA + '</b> agents, tasks claimed <b>' + agCount.claim + '</b> / completed <b>' + agCount.complete + '</b> / requeued <b' + (agCount.requeue ? ' class="bad"' : '') + '>' + agCount.requeue + '</b>' : '') +
+    (NA ? ' · <b>' + NA + '</b> agents, tasks claimed <b>' + agCount.claim + '</b> / completed <b>' + agCount.complete + '</b> / requeued <b' + (agCount.requeue ? ' class="bad"' : '') + '>' + agCount.requeue + '</b>' + (RET.length ? ' · <b>' + RET.length + '</b> retired from the index' : '') : '') +
     ' · <b>' + D.faults.length + '</b> faults · <span' + (D.violations.length ? ' class="bad"' : '') + '>' + D.violations.length + ' violations</span>' +
     (D.meta.seed !== undefined ? ' · seed <b>' + esc(D.meta.seed) + '</b>' : '') +
     ' · ' + D.meta.lines.toLocaleString() + ' lines (' + D.meta.source + ')' +
@@ -207,6 +227,7 @@ export const VIEWER_CLIENT_JS = String.raw`
     AG_STATE.forEach(function (st) { legend += '<span class="sw" style="background:' + AG_STATE_C[st] + '"></span>' + st; });
     ['claim', 'complete', 'requeue', 'release', 'stale'].forEach(function (k) { legend += '<span class="sw" style="background:' + AG_EV_C[k] + ';width:' + (k === 'claim' || k === 'complete' ? 3 : 8) + 'px"></span>' + (k === 'stale' ? 'stale mark' : k); });
     legend += '<span class="sw" style="background:#087f5b;width:3px;height:4px"></span>heartbeat';
+    if (RET.length) legend += '<span class="sw" style="background:' + AG_EV_C.retire + ';width:4px"></span>retired from the index<span class="sw" style="background:' + RETIRED_C + '"></span>not indexed';
   }
   $('legend').innerHTML = legend;
 
@@ -297,7 +318,9 @@ export const VIEWER_CLIENT_JS = String.raw`
     for (var g = 0; g < NA; g++) {
       var sp = agentSpanAt(g, tc), j = lastAgentEvent(g, tc);
       agentRows[g].title = j >= 0 ? agentEventText(j) : '';
+      var rt = retiredAt(g, tc);
       agentRows[g].innerHTML = '<span class="chip" style="background:' + (sp ? AG_STATE_C[AG_STATE[sp.s]] : '#f1f3f5') + ';border:1px solid #868e96"></span>agent ' + esc(agents[g]) + ': <b>' + (sp ? AG_STATE[sp.s] + ' (incarnation ' + sp.inc + ')' : '—') + '</b>' +
+        (rt ? ' · <b class="retired">not indexed</b> (retired by ' + esc(retiredBy(rt)) + ' at ' + fmtT(rt.t) + ')' : '') +
         (j >= 0 ? ' <span class="note">· ' + fmtT(AE.t[j]) + ' ' + esc(agentEventText(j)) + '</span>' : '');
     }
   }
@@ -378,7 +401,7 @@ export const VIEWER_CLIENT_JS = String.raw`
   var handoffs = [], MAX_HANDOFFS = 500;
   var K_REQUEUE = AG_EV.indexOf('requeue'), K_RELEASE = AG_EV.indexOf('release'), K_CLAIM = AG_EV.indexOf('claim'), K_COMPLETE = AG_EV.indexOf('complete');
   for (i = 0; i < AE.t.length; i++) if (AE.k[i] === K_REQUEUE || AE.k[i] === K_RELEASE) handoffs.push(i);
-  if (handoffs.length || AG.final || NA) {
+  if (handoffs.length || AG.final || NA || RET.length) {
     var byTask = {};
     if (handoffs.length) for (i = 0; i < AE.t.length; i++) if (AE.task[i] >= 0) (byTask[AE.task[i]] = byTask[AE.task[i]] || []).push(i);
     var afterwards = function (j) {
@@ -409,7 +432,32 @@ export const VIEWER_CLIENT_JS = String.raw`
     });
     if (handoffs.length > MAX_HANDOFFS) { var more = document.createElement('li'); more.className = 'more'; more.textContent = '… ' + (handoffs.length - MAX_HANDOFFS) + ' more (hover the agent lanes)'; hl.appendChild(more); }
     if (!handoffs.length) hl.outerHTML = '<p id="handoffs">No task was requeued or released in this trace.</p>';
+    // Agent index changes: every retirement (who retired the agent at which epoch, its record's state, tasks it still
+    // held) and whether and when it came back into the index.
+    if (RET.length) {
+      var il = $('index-changes');
+      $('index-changes-head').hidden = false; il.hidden = false;
+      $('index-change-count').textContent = '(' + RET.length + ' retired)';
+      RET.slice(0, MAX_HANDOFFS).forEach(function (r) {
+        var li = document.createElement('li'), name = agents[r.g];
+        li.setAttribute('data-kind', 'retire'); li.setAttribute('data-agent', name); li.setAttribute('data-by', r.by);
+        var held = (r.claims.length ? ' · still claimed: ' + esc(r.claims.join(', ')) : '') + (r.reserved.length ? ' · still reserved: ' + esc(r.reserved.join(', ')) : '');
+        li.innerHTML = '<span class="when">' + fmtT(r.t) + '</span> <span class="kind retire">retired</span> agent <b>' + esc(name) + '</b> by <b>' + esc(retiredBy(r)) + '</b>' +
+          ' · record <b>' + esc(r.state === null ? 'missing' : r.state) + '</b>' + (r.inc >= 0 ? ' (incarnation ' + r.inc + ')' : '') + held +
+          ' <span class="next">→ ' + (r.back ? (r.back.sweep ? 'put back by ' + esc(r.back.by) : 'registered again') + ' at ' + fmtT(r.back.t) + (r.back.inc >= 0 ? ' (incarnation ' + r.back.inc + ')' : '') : 'not indexed again in this trace') + '</span>';
+        li.title = 'click to jump to ' + fmtT(r.t);
+        li.onclick = function () { focusTime(r.t); };
+        il.appendChild(li);
+      });
+    }
     var fin = AG.final;
+    if (fin && fin.unindexed) {
+      var fa = $('final-agents');
+      fa.hidden = false;
+      fa.innerHTML = 'Agents at the end: <b>' + fin.agents + '</b> records, ' + (fin.unindexed.length
+        ? '<b class="bad">' + fin.unindexed.length + '</b> no longer indexed: ' + fin.unindexed.map(function (u) { return '<span data-unindexed="' + esc(u.agent) + '"><b>' + esc(u.agent) + '</b> (' + esc(u.state) + (u.incarnation !== null ? ', incarnation ' + u.incarnation : '') + ')</span>'; }).join(', ')
+        : 'all indexed') + '.';
+    }
     if (fin) {
       var states = Object.keys(fin.counts).sort();
       var unfinished = states.reduce(function (n, st) { return st === 'completed' ? n : n + fin.counts[st]; }, 0);
@@ -611,6 +659,16 @@ export const VIEWER_CLIENT_JS = String.raw`
         var a = Math.max(LABEL_W, xOf(sp.a)), b = Math.min(right, xOf(sp.b));
         c.fillStyle = AG_STATE_C[AG_STATE[sp.s]]; c.fillRect(a, ay, Math.max(1, b - a), AG_H);
       });
+      // Out of the agent index: greyed from the retirement until it is indexed again (a thin strip of the record's
+      // state stays visible along the lane's edges), with a dashed rule through the middle.
+      agRet[g].forEach(function (r) {
+        if (r.until < v0 || r.t > v1) return;
+        var a = Math.max(LABEL_W, xOf(r.t)), b = Math.min(right, xOf(r.until));
+        if (b <= a) return;
+        c.fillStyle = RETIRED_C; c.fillRect(a, ay + 3, b - a, AG_H - 6);
+        c.fillStyle = '#868e96';
+        for (var dx = a + 4; dx < b; dx += 6) c.fillRect(dx, ay + AG_H / 2 - 0.5, Math.min(3, b - dx), 1);
+      });
     }
     D.faults.forEach(function (f) { if (f.g !== undefined && f.b >= v0 && f.a <= v1) drawFault(c, f, agentTop(f.g), AG_H); });
     var B = AG.beats, lastBeat = new Int32Array(NA).fill(-2);
@@ -635,6 +693,11 @@ export const VIEWER_CLIENT_JS = String.raw`
         c.strokeStyle = '#fff'; c.lineWidth = 1; c.stroke();
       } else if (ek === 'stale') {
         c.fillRect(ex - 1, ey - 1, 3, AG_H + 2);
+      } else if (ek === 'retire' || ek === 'reindex') {
+        // Retirement: a bar through the lane under a diamond on its top edge (filled; hollow for a sweep's re-indexing).
+        c.fillRect(ex - 1, ey - 2, 3, AG_H + 4);
+        c.beginPath(); c.moveTo(ex + 0.5, ey - 3); c.lineTo(ex + 4.5, ey + 1); c.lineTo(ex + 0.5, ey + 5); c.lineTo(ex - 3.5, ey + 1); c.closePath();
+        if (ek === 'retire') c.fill(); else { c.strokeStyle = AG_EV_C.reindex; c.lineWidth = 1.5; c.stroke(); }
       } else {
         c.fillRect(ex, ey, 2, AG_H);
       }
@@ -722,6 +785,8 @@ export const VIEWER_CLIENT_JS = String.raw`
       if (ag >= 0 && ag < NA && my - agentTop(ag) <= AG_H) {
         var sp = agentSpanAt(ag, t);
         text += '\nagent ' + agents[ag] + ': ' + (sp ? AG_STATE[sp.s] + ' (incarnation ' + sp.inc + ')' : '—');
+        var rt2 = retiredAt(ag, t);
+        if (rt2) text += ', NOT INDEXED: retired by ' + retiredBy(rt2) + ' at ' + fmtT(rt2.t) + (rt2.back ? ' until ' + fmtT(rt2.back.t) : '');
         D.faults.forEach(function (f) { if (f.g === ag && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + f.k + (f.d ? ' ' + f.d : ''); });
         var eq = lastLE(AE.t.length, function (k) { return AE.t[k]; }, tOf(mx + 4)), n2 = 0;
         for (; eq >= 0 && xOf(AE.t[eq]) > mx - 5 && n2 < 6; eq--) if (AE.g[eq] === ag) { n2++; text += '\n' + fmtT(AE.t[eq]) + ' ' + agentEventText(eq); }
@@ -754,6 +819,8 @@ export const VIEWER_CLIENT_JS = String.raw`
     agentStateAt: function (name, t) { var sp = agentSpanAt(agents.indexOf(name), t === undefined ? (N ? T.t[cur] : D.start) : t); return sp ? AG_STATE[sp.s] : null; },
     agentEvents: function (name) { var g = agents.indexOf(name), out = []; for (var j = 0; j < AE.t.length; j++) if (AE.g[j] === g) out.push({ t: AE.t[j], kind: AG_EV[AE.k[j]], task: AE.task[j] >= 0 ? AG.tasks[AE.task[j]] : null, token: AE.tok[j], note: AE.note[j] >= 0 ? AG.notes[AE.note[j]] : null }); return out; },
     handoffs: function () { return handoffs.map(function (j) { return { t: AE.t[j], kind: AG_EV[AE.k[j]], agent: agents[AE.g[j]], task: AE.task[j] >= 0 ? AG.tasks[AE.task[j]] : null, token: AE.tok[j], note: AE.note[j] >= 0 ? AG.notes[AE.note[j]] : null }; }); },
+    retirements: function () { return RET.map(function (r) { return { t: r.t, agent: agents[r.g], by: r.by, sweep: r.sweep, epoch: r.epoch, state: r.state, incarnation: r.inc, claims: r.claims.slice(), reserved: r.reserved.slice(), until: r.until, back: r.back }; }); },
+    indexedAt: function (name, t) { return !retiredAt(agents.indexOf(name), t === undefined ? (N ? T.t[cur] : D.start) : t); },
     // Canvas geometry in CSS pixels (for tests that read what was drawn): x of a time, top of a node / agent lane.
     geometry: function () { return { dpr: dpr, laneH: LANE_H, agentH: AG_H, resTop: resTop, laneTops: nodes.map(function (_, n) { return laneTop(n); }), agentTops: agents.map(function (_, g) { return agentTop(g); }) }; },
     xOf: function (t) { return xOf(t); },

@@ -231,6 +231,86 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
     console.log(`viewer screenshot (agents run): ${shot}`);
   });
 
+  it('marks an agent retired from the index, greys its lane until it registers again, and lists the retirement', async () => {
+    // A real `fenced-leader sim --seed 24 --agents 3 --duration 30s` run, cut at 7 s (store messages and `send` work
+    // lines dropped): a2 crashes at 2.55 s, n3's sweep marks it stale, then retires it from the index at epoch 2;
+    // it restarts and registers again (incarnation 2) at 5.18 s.
+    const text = readFileSync(new URL('./retirementRun.jsonl', import.meta.url), 'utf8');
+    const indexLines = text.split('\n').flatMap((l) => (l.includes('"event":"index"') ? [JSON.parse(l)] : []));
+    const retiredLine = indexLines.find((l) => l.detail.removed.length > 0)!;
+    expect(retiredLine.detail.removed.map((r: { agent: string }) => r.agent)).toEqual(['a2']);
+    const backLine = indexLines.find((l) => l.t > retiredLine.t && l.detail.added.some((a: { agent: string }) => a.agent === 'a2'))!;
+    const tRet = retiredLine.t as number;
+    const tBack = backLine.t as number;
+    const { page } = await open(context, buildViewerHtml(text, 'retirement run (seed 24)'), 'retirement-run');
+    expect(await page.$$eval('.lane-label[data-agent]', (els) => els.map((e) => e.getAttribute('data-agent')))).toEqual(['a1', 'a2', 'a3']);
+    const retirements = await page.evaluate(() => (window as any).viewer.retirements());
+    expect(retirements).toMatchObject([{ t: tRet, agent: 'a2', by: 'n3', sweep: true, epoch: 2, state: 'stale', incarnation: 1, until: tBack }]);
+    expect(await page.evaluate((t) => (window as any).viewer.indexedAt('a2', t), tRet + 1)).toBe(false);
+    expect(await page.evaluate((t) => (window as any).viewer.indexedAt('a2', t), tBack + 1)).toBe(true);
+
+    // The canvas: a retirement marker at the retirement, a2's lane greyed from there until it registered again.
+    const geo = await page.evaluate(() => (window as any).viewer.geometry());
+    const row = geo.agentTops[1] as number;
+    const xAt = (t: number) => page.evaluate((tt) => (window as any).viewer.xOf(tt), t) as Promise<number>;
+    const xRet = await xAt(tRet);
+    const xBack = await xAt(tBack);
+    expect(xBack - xRet).toBeGreaterThan(30);
+    const RETIRE = [134, 46, 156];
+    const RETIRED = [222, 226, 230];
+    expect(await countColour(page, xRet - 5, row - 3, 11, geo.agentH + 5, RETIRE)).toBeGreaterThan(40);
+    expect(await countColour(page, (await xAt(2000)) - 20, row - 3, 40, geo.agentH + 5, RETIRE)).toBe(0);
+    // The other agents' lanes carry no retirement marker.
+    expect(await countColour(page, xRet - 5, geo.agentTops[0], 11, geo.agentH, RETIRE)).toBe(0);
+    expect(await countColour(page, xRet - 5, geo.agentTops[2], 11, geo.agentH, RETIRE)).toBe(0);
+    expect(await countColour(page, xRet + 3, row + 4, xBack - xRet - 6, 6, RETIRED)).toBeGreaterThan((xBack - xRet - 6) * 2);
+    expect(await countColour(page, xRet - 40, row, 36, geo.agentH, RETIRED)).toBe(0);
+    expect(await countColour(page, xBack + 4, row, 40, geo.agentH, RETIRED)).toBe(0);
+    expect(await countColour(page, xRet + 3, geo.agentTops[2] as number, xBack - xRet - 6, geo.agentH, RETIRED)).toBe(0);
+    expect(await page.textContent('#legend')).toContain('retired from the index');
+    // Hovering the greyed lane says so, with who retired it at which epoch; the marker's own note too.
+    const rect = (await (await page.$('#lanes'))!.boundingBox())!;
+    await page.mouse.move(rect.x + (xRet + xBack) / 2, rect.y + row + geo.agentH / 2);
+    expect(await page.textContent('#tooltip')).toMatch(/agent a2: stale \(incarnation 1\), NOT INDEXED: retired by n3's sweep at epoch 2/);
+    await page.mouse.move(rect.x + xRet + 0.5, rect.y + row + geo.agentH / 2);
+    expect(await page.textContent('#tooltip')).toContain("a2 retired from the agent index by n3's sweep at epoch 2 (record stale, incarnation 1; no task claimed or reserved)");
+
+    // The index changes list, next to the handoffs: who retired a2 at which epoch, its state, when it came back.
+    const items = await page.$$eval('#index-changes li[data-kind="retire"]', (els) => els.map((e) => ({ agent: e.getAttribute('data-agent'), by: e.getAttribute('data-by'), text: e.textContent })));
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ agent: 'a2', by: 'n3' });
+    expect(items[0]!.text).toMatch(/retired agent a2 by n3's sweep at epoch 2 · record stale \(incarnation 1\) → registered again at 5181\.0 ms \(incarnation 2\)/);
+    expect(await page.isVisible('#index-changes')).toBe(true);
+    await page.click('#first');
+    await page.click('#index-changes li[data-kind="retire"]');
+    const at = await page.evaluate(() => (window as any).viewer.transition().t);
+    expect(at).toBeLessThanOrEqual(tRet);
+    expect(at).toBeGreaterThan(tRet - 500);
+    await page.evaluate((t) => (window as any).viewer.seekTime(t), (tRet + tBack) / 2);
+    expect(await page.textContent('#agent-states [data-agent="a2"]')).toContain('not indexed (retired by n3');
+    const shot = join(ARTIFACTS, 'viewer-retirement-run.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`viewer screenshot (retirement run): ${shot}`);
+
+    // Cut before a2 came back, with an end-of-run agent summary in the simulator's `final` format: a2 stays greyed to
+    // the end and the summary names it as no longer indexed.
+    const cutAt = tRet + 150;
+    const cut = text.split('\n').filter((l) => l !== '' && (l.startsWith('{"kind":"meta"') || JSON.parse(l).t <= cutAt));
+    const agentsFinal = {
+      a1: { state: 'active', incarnation: 1, alive: true, working: [], indexed: true },
+      a2: { state: 'stale', incarnation: 1, alive: false, working: [], indexed: false },
+      a3: { state: 'active', incarnation: 1, alive: true, working: [], indexed: true },
+    };
+    cut.push(JSON.stringify({ t: cutAt, kind: 'agent', node: 'env', event: 'final', detail: { tasks: {}, agents: agentsFinal } }));
+    const cutPage = (await open(context, buildViewerHtml(cut.join('\n'), 'retirement run, cut before a2 came back'), 'retirement-cut')).page;
+    expect(await cutPage.textContent('#final-agents')).toMatch(/Agents at the end: 3 records, 1 no longer indexed: a2 \(stale, incarnation 1\)\./);
+    expect(await cutPage.$$eval('#final-agents [data-unindexed]', (els) => els.map((e) => e.getAttribute('data-unindexed')))).toEqual(['a2']);
+    expect(await cutPage.textContent('#index-changes')).toContain('not indexed again in this trace');
+    const cutGeo = await cutPage.evaluate(() => (window as any).viewer.geometry());
+    const xEnd = (await cutPage.evaluate((t) => (window as any).viewer.xOf(t), cutAt)) as number;
+    expect(await countColour(cutPage, xEnd - 12, cutGeo.agentTops[1] + 4, 10, 6, RETIRED)).toBeGreaterThan(20);
+  });
+
   it('loads a large trace (10 nodes × 10 simulated minutes) in reasonable time', async () => {
     const lines = syntheticTrace({ nodes: 10, durationMs: 600_000, seed: 7, unsafe: true });
     const built = performance.now();

@@ -105,7 +105,7 @@ describe('viewer model', () => {
     expect(model.end).toBe(12);
   });
 
-  it('skips `index` lines (agent index changes: registrations, retirements) of a real agents run without a lane or event for them', async () => {
+  it('extracts retirements from the `index` lines of a real agents run: who retired the agent, at which epoch, its state, and until when', async () => {
     const { simulateAgents } = await import('../../sim/agents.js');
     const { generateScenario } = await import('../../sim/scenario.js');
     let trace: TraceLine[] = [];
@@ -113,14 +113,91 @@ describe('viewer model', () => {
       trace = parseTrace(formatTrace((await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false })).trace));
       if (trace.some((l) => l.kind === 'agent' && l.event === 'index' && ((l.detail?.removed as unknown[] | undefined) ?? []).length > 0)) break;
     }
-    expect(trace.some((l) => l.kind === 'agent' && l.event === 'index' && l.detail?.sweep === true)).toBe(true);
+    const indexLines = trace.filter((l): l is TraceLine & { kind: 'agent' } => l.kind === 'agent' && l.event === 'index');
+    const removals = indexLines.flatMap((l) => ((l.detail?.removed ?? []) as { agent: string; state: string; incarnation: number }[]).map((r) => ({ line: l, r })));
+    expect(removals.length).toBeGreaterThan(0);
     const model = buildViewerModel(trace);
+    // No lane for the orchestrator that wrote a retirement: agents only.
     expect(model.agents.names).toEqual(['a1', 'a2', 'a3']);
     expect(model.agents.ev.k.every((k) => k >= 0)).toBe(true);
-    // An event the viewer has never heard of is skipped too.
+    expect(model.agents.retirements.length).toBe(removals.length);
+    for (const [i, { line, r }] of removals.entries()) {
+      const got = model.agents.retirements[i]!;
+      const lease = line.detail?.lease as { epoch: number } | undefined;
+      expect(got).toMatchObject({ t: line.t, g: model.agents.names.indexOf(r.agent), by: line.node, sweep: true, epoch: lease!.epoch, state: r.state, inc: r.incarnation });
+      // Until the agent's next registration put it back into the index.
+      const back = indexLines.find((l) => l.t > line.t && ((l.detail?.added ?? []) as { agent: string }[]).some((a) => a.agent === r.agent));
+      expect(got.until).toBe(back ? back.t : model.end);
+      expect(got.back?.t).toBe(back?.t);
+    }
+    // Each retirement is an agent event (drawn as a marker, hovered for its note).
+    const retire = AGENT_EVENTS.indexOf('retire');
+    expect(model.agents.ev.k.filter((k) => k === retire).length).toBe(removals.length);
+    const first = model.agents.ev.k.indexOf(retire);
+    const { line, r } = removals[0]!;
+    expect(model.agents.notes[model.agents.ev.note[first]!]).toBe(
+      `${r.agent} retired from the agent index by ${line.node}'s sweep at epoch ${(line.detail!.lease as { epoch: number }).epoch} (record ${r.state}, incarnation ${r.incarnation}; no task claimed or reserved)`,
+    );
+    // Every record the final line lists is counted; those no longer indexed are named.
+    const final = trace.find((l) => l.kind === 'agent' && l.event === 'final') as TraceLine & { kind: 'agent' };
+    const records = final.detail!.agents as Record<string, { indexed: boolean }>;
+    expect(model.agents.final?.agents).toBe(Object.keys(records).length);
+    expect(model.agents.final?.unindexed.map((u) => u.agent)).toEqual(Object.keys(records).filter((a) => !records[a]!.indexed));
+    // An event the viewer has never heard of is skipped.
     const future = buildViewerModel([...trace, { t: 1, kind: 'agent', node: 'n1', event: 'someday', detail: { x: 1 } } as unknown as TraceLine]);
     expect(future.agents.ev).toEqual(model.agents.ev);
   }, 60_000);
+
+  it('keeps retirements with the tasks still held, re-indexings by a sweep, and agents never indexed again', () => {
+    const lines = [
+      { kind: 'meta', format: TRACE_FORMAT, seed: 1, nodes: ['n1', 'w1', 'w2'], options: {}, violatedAssumptions: [] },
+      { t: 1, kind: 'transition', node: 'n1', from: 'candidate', to: 'leader.holding', event: 'lease.written', epoch: 3 },
+      { t: 2, kind: 'agent', node: 'w1', event: 'register', agent: 'w1', incarnation: 1, beat: 0 },
+      { t: 2, kind: 'agent', node: 'w1', event: 'index', detail: { sweep: false, removed: [], added: [{ agent: 'w1', state: 'active', incarnation: 1 }], size: 1 } },
+      { t: 3, kind: 'agent', node: 'w2', event: 'index', detail: { sweep: false, removed: [], added: [{ agent: 'w2', state: 'active', incarnation: 1 }], size: 2 } },
+      {
+        t: 20,
+        kind: 'agent',
+        node: 'n1',
+        event: 'index',
+        detail: {
+          sweep: true,
+          removed: [
+            { agent: 'w1', state: 'stale', incarnation: 1, claims: ['t1'], reserved: ['t2', 't3'] },
+            { agent: 'w2', state: 'active', incarnation: 1, claims: [], reserved: [] },
+          ],
+          added: [],
+          size: 0,
+          lease: { holder: 'n1', epoch: 3 },
+        },
+      },
+      { t: 25, kind: 'agent', node: 'n1', event: 'index', detail: { sweep: true, removed: [], added: [{ agent: 'w2', state: 'active', incarnation: 1 }], size: 1, lease: { holder: 'n1', epoch: 3 } } },
+      {
+        t: 40,
+        kind: 'agent',
+        node: 'env',
+        event: 'final',
+        detail: {
+          tasks: { t1: { state: 'claimed', claimedBy: 'w1' } },
+          agents: { w1: { state: 'stale', incarnation: 1, alive: false, working: [], indexed: false }, w2: { state: 'active', incarnation: 1, alive: true, working: [], indexed: true } },
+        },
+      },
+    ];
+    const model = buildViewerModel(lines);
+    expect(model.agents.names).toEqual(['w1', 'w2']);
+    expect(model.nodes).toEqual(['n1']);
+    expect(model.agents.retirements).toEqual([
+      { t: 20, g: 0, by: 'n1', sweep: true, epoch: 3, state: 'stale', inc: 1, claims: ['t1'], reserved: ['t2', 't3'], until: 40, back: null },
+      { t: 20, g: 1, by: 'n1', sweep: true, epoch: 3, state: 'active', inc: 1, claims: [], reserved: [], until: 25, back: { t: 25, by: 'n1', sweep: true, inc: 1 } },
+    ]);
+    const ev = model.agents.ev.k.map((k, i) => `${model.agents.names[model.agents.ev.g[i]!]}:${AGENT_EVENTS[k]}@${model.agents.ev.t[i]}`);
+    expect(ev).toEqual(['w1:register@2', 'w1:retire@20', 'w2:retire@20', 'w2:reindex@25']);
+    expect(model.agents.notes).toContain("w1 retired from the agent index by n1's sweep at epoch 3 (record stale, incarnation 1; still claimed: t1; still reserved: t2, t3)");
+    expect(model.agents.notes).toContain("w2 put back into the agent index by n1's sweep at epoch 3 (record active, incarnation 1)");
+    expect(model.agents.final).toMatchObject({ agents: 2, unindexed: [{ agent: 'w1', state: 'stale', incarnation: 1 }] });
+    // A trace without index lines has no retirements.
+    expect(buildViewerModel(hand).agents.retirements).toEqual([]);
+  });
 
   it('uses the handoff note a trace line carries, and keeps the final task board', () => {
     const lines = [
@@ -166,6 +243,8 @@ describe('viewer model', () => {
         { task: 't1', state: 'queued', by: null },
         { task: 't2', state: 'claimed', by: 'w2' },
       ],
+      agents: 0,
+      unindexed: [],
     });
     // Without a `final` line there is no board.
     expect(buildViewerModel(lines.slice(0, -1)).agents.final).toBeNull();
