@@ -306,8 +306,108 @@ export const activeAgentsIndexed: Checker = {
   },
 };
 
+/** One agent removed from the index (a retirement), timed against its retention period. */
+export interface Retirement {
+  /** Real time the index commit was applied. */
+  readonly t: number;
+  /** Who wrote the index (an orchestrator for a retirement). */
+  readonly node: string;
+  readonly agent: string;
+  readonly state: 'gone' | 'stale';
+  readonly incarnation: number | null;
+  /** The retention period for that state (`goneMs` or `staleMs`); null: never retire. */
+  readonly keepMs: number | null;
+  /** The agent's last beat-changing write before the commit (its deregistration, last heartbeat or registration). */
+  readonly since: { readonly t: number; readonly event: string; readonly beat: number | undefined } | undefined;
+  /** The earliest real time a correct leader can retire it: `since + keepMs / fastest` (Infinity when never). */
+  readonly earliest: number;
+  /** `t - earliest`: how much later than that bound it happened (negative: too early). */
+  readonly marginMs: number;
+}
+
+/**
+ * The fastest rate a leader's monotonic clock may run at: the scenario's measured bound over the orchestrator nodes
+ * (drift faults and wobble included), and at least 1 + maxDriftRate — the looser of the two.
+ */
+function fastestRate(trace: readonly TraceLine[], scenario: Scenario): number {
+  const measured = Number((metaOf(trace)?.options as Record<string, unknown> | undefined)?.fastestClockRate ?? 0);
+  return Math.max(Number.isFinite(measured) ? measured : 0, 1 + scenario.timing.maxDriftRate);
+}
+
+/** Floating-point slack on clock readings around 1e9 ms (the bound itself has no rounding). */
+const CLOCK_EPSILON_MS = 1e-3;
+
+/**
+ * Every agent an index write removed while its record was stale or gone (records in other states are the business
+ * of `no-active-agent-retired`), with the last write that changed its heartbeat counter before that commit and the
+ * earliest instant its retention allowed it.
+ *
+ * Why `since + keepMs / fastest` is a bound every correct leader meets: the leader retires an agent once its own
+ * monotonic clock has advanced `keepMs` since the fold that first showed the agent's current (incarnation, beat) —
+ * the commit checks the record at the version read, so that is the record still in the store at the commit, and the
+ * last beat-changing write in the trace is the one that produced it. That fold ran after a read applied after the
+ * write (network latency only delays it), the commit lands after the plan (latency again only delays it), and a clock
+ * running at most `fastest` advances `keepMs` in no less than `keepMs / fastest` real ms. So drift is the only
+ * allowance (the leader's clock may run fast); latency and the time of the leader's first observation can only add
+ * to the margin, and no round trip is subtracted.
+ */
+export function retirements(trace: readonly TraceLine[]): Retirement[] {
+  const ctx = agentContext(trace);
+  if (!ctx) return [];
+  const fastest = fastestRate(trace, ctx.scenario);
+  const retention = ctx.agents.retention;
+  const last = new Map<string, { t: number; event: string; beat: number | undefined }>();
+  const out: Retirement[] = [];
+  for (const l of agentLines(trace)) {
+    if ((l.event === 'register' || l.event === 'heartbeat' || l.event === 'deregister') && l.agent) {
+      last.set(l.agent, { t: l.t, event: l.event, beat: l.beat });
+      continue;
+    }
+    if (l.event !== 'index') continue;
+    for (const r of ((l.detail ?? {}) as { removed?: IndexEntry[] }).removed ?? []) {
+      if (r.state !== 'gone' && r.state !== 'stale') continue;
+      const keepMs = (r.state === 'gone' ? retention?.goneMs : retention?.staleMs) ?? null;
+      const since = last.get(r.agent);
+      const earliest = keepMs === null ? Number.POSITIVE_INFINITY : (since?.t ?? 0) + keepMs / fastest;
+      out.push({ t: l.t, node: l.node, agent: r.agent, state: r.state, incarnation: r.incarnation, keepMs, since, earliest, marginMs: l.t - earliest });
+    }
+  }
+  return out;
+}
+
+/**
+ * Retention is waited out: no agent leaves the index before its retention period has passed — a gone agent not
+ * before `goneMs` after its deregistration, a stale one not before `staleMs` after its last heartbeat change — in
+ * real time, allowing for a leader whose clock runs fast (see `retirements` for why that is the only allowance). An
+ * agent retired while its state's retention is null (never retire), or absent from the scenario, is always too early.
+ */
+export const retentionWaited: Checker = {
+  name: 'retention-waited',
+  description: 'no stale or gone agent is retired from the index before its retention period (scaled for the fastest clock) has passed',
+  // A wipe restarts heartbeat counters: a leader may have seen the same (incarnation, beat) long before the write
+  // the trace last shows. Drift beyond the maximum needs no assumption: the bound uses the scenario's measured rates.
+  assumptions: ['store-data-loss'],
+  check(trace) {
+    const out: Finding[] = [];
+    for (const r of retirements(trace)) {
+      if (r.marginMs >= -CLOCK_EPSILON_MS) continue;
+      const period = r.state === 'gone' ? 'goneMs' : 'staleMs';
+      const from = r.since ? `its ${r.since.event} at ${Math.round(r.since.t)} ms` : 'the start of the run (no heartbeat write traced)';
+      out.push({
+        t: r.t,
+        message:
+          r.keepMs === null
+            ? `${r.node} retired ${r.agent} (record ${r.state}, incarnation ${r.incarnation}) from the agent index at ${Math.round(r.t)} ms although its retention (${period}) is never`
+            : `${r.node} retired ${r.agent} (record ${r.state}, incarnation ${r.incarnation}) from the agent index at ${Math.round(r.t)} ms, ${Math.round(r.t - (r.since?.t ?? 0))} ms after ${from}: ${period} ${r.keepMs} ms allows it only from ${Math.round(r.earliest)} ms (${Math.round(-r.marginMs)} ms too early)`,
+        nodes: [r.agent, r.node],
+      });
+    }
+    return out;
+  },
+};
+
 /** The agent checkers, to append to `defaultCheckers`. */
-export const agentCheckers: readonly Checker[] = [noTaskLost, noTaskCompletedTwice, noStaleEpochRequeue, staleDetectionBound, noActiveAgentRetired, activeAgentsIndexed];
+export const agentCheckers: readonly Checker[] = [noTaskLost, noTaskCompletedTwice, noStaleEpochRequeue, staleDetectionBound, noActiveAgentRetired, activeAgentsIndexed, retentionWaited];
 
 export interface AgentRunStats {
   readonly tasks: number;
@@ -316,6 +416,8 @@ export interface AgentRunStats {
   readonly staleMarks: number;
   /** Agents removed from the index (retired by a sweep). */
   readonly retired: number;
+  /** Per stale or gone agent retired: real ms after the earliest instant its retention allowed (see `retirements`). */
+  readonly retentionMarginsMs: number[];
   /** Real ms from an agent's last heartbeat write to the sweep that marked it stale. */
   readonly detectionMs: number[];
   readonly detectionBoundMs: number;
@@ -348,5 +450,6 @@ export function agentStats(trace: readonly TraceLine[]): AgentRunStats | undefin
       .filter((s) => s.markedAt !== undefined)
       .map((s) => s.markedAt! - s.since),
     detectionBoundMs: ctx.detectionBoundMs,
+    retentionMarginsMs: retirements(trace).map((r) => r.marginMs),
   };
 }

@@ -86,6 +86,17 @@ export const invertedRetirement: AgentMutants = {
   },
 };
 
+/**
+ * A hasty retention: the sweeper plans with every retention period divided by `factor` (10 by default), so it retires
+ * gone and stale agents long before their time. Injected through the options the sweeper is built with.
+ */
+export function hastyRetention(factor = 10): AgentMutants {
+  const cut = (ms: number | null) => (ms === null ? null : ms / factor);
+  return {
+    sweeper: (options) => (options.retention ? { ...options, retention: { goneMs: cut(options.retention.goneMs), staleMs: cut(options.retention.staleMs) } } : options),
+  };
+}
+
 export const agentMutants: Record<string, { readonly mutants: AgentMutants; readonly caughtBy: string }> = {
   'sweeper without epoch fencing (lease read, check-op, isLeader, leadership scope all removed)': {
     mutants: unfencedSweeper,
@@ -98,6 +109,10 @@ export const agentMutants: Record<string, { readonly mutants: AgentMutants; read
   'retirement with an inverted filter (the index keeps only the retired ids)': {
     mutants: invertedRetirement,
     caughtBy: 'no-active-agent-retired',
+  },
+  'retirement planned with retention divided by 10': {
+    mutants: hastyRetention(10),
+    caughtBy: 'retention-waited',
   },
 };
 

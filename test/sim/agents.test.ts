@@ -9,10 +9,12 @@ import {
   noStaleEpochRequeue,
   noTaskCompletedTwice,
   noTaskLost,
+  retentionWaited,
+  retirements,
   staleDetectionBound,
 } from '../../sim/agentCheckers.js';
 import { simKeys, simulateAgents } from '../../sim/agents.js';
-import { agentMutants, invertedRetirement, withoutClaimRecovery, withoutLeaseCheck } from '../../sim/agentsMutants.js';
+import { agentMutants, hastyRetention, invertedRetirement, withoutClaimRecovery, withoutLeaseCheck } from '../../sim/agentsMutants.js';
 import { runCheckers } from '../../sim/checkers.js';
 import { replayCommand } from '../../sim/replayArg.js';
 import { type AgentSpec, defaultAgentSpec, detectionBoundMs, generateScenario, type Scenario } from '../../sim/scenario.js';
@@ -162,6 +164,44 @@ describe('retirement keeps the registry whole', () => {
   });
 });
 
+describe('retention waited out before retiring', () => {
+  // spec: staleAfterMs 1000, retention goneMs = staleMs = 2000; the meta line gives no fastestClockRate, so the bound
+  // allows a leader clock running at 1 + maxDriftRate = 1.01: 2000 / 1.01 ≈ 1980.2 ms.
+  const keep = spec.retention!.goneMs!;
+  const allowed = keep / 1.01;
+  const beat = (t: number, event: string, b: number, agent = 'a1') => ag(t, agent, event, { agent, incarnation: 1, beat: b });
+  const retire = (t: number, state: string, agent = 'a1') =>
+    ag(t, 'n1', 'index', { detail: { sweep: true, removed: [{ agent, state, incarnation: 1, claims: [], reserved: [] }], added: [], size: 1 } });
+  const mark = (t: number, b: number) =>
+    ag(t, 'n1', 'sweep', { applied: true, epoch: 1, detail: { lease: { holder: 'n1', epoch: 1 }, epochs: [1], marked: [{ agent: 'a1', incarnation: 1, beat: b }], requeued: [] } });
+  it('flags a gone agent retired before goneMs after its deregistration, and a stale one before staleMs after its last heartbeat', () => {
+    const gone = retentionWaited.check([meta(), beat(500, 'register', 0), beat(1000, 'deregister', 1), retire(1000 + keep / 10, 'gone')]);
+    expect(gone).toEqual([
+      expect.objectContaining({ message: expect.stringMatching(/n1 retired a1 \(record gone, incarnation 1\) .* 200 ms after its deregister at 1000 ms: goneMs 2000 ms allows it only from 2980 ms/), nodes: ['a1', 'n1'] }),
+    ]);
+    // Counted from the LAST heartbeat change (a stale mark does not change the counter), not the first one.
+    const stale = retentionWaited.check([meta(), beat(0, 'register', 0), beat(1000, 'heartbeat', 1), mark(2100, 1), retire(1000 + allowed - 5, 'stale')]);
+    expect(stale).toEqual([expect.objectContaining({ message: expect.stringContaining('after its heartbeat at 1000 ms: staleMs 2000 ms') })]);
+  });
+  it('flags any retirement when the retention for that state is never (null) or the scenario has none', () => {
+    const never = { ...scenario, agents: { ...spec, retention: { goneMs: 5000, staleMs: null } } };
+    expect(retentionWaited.check([meta(never), beat(1000, 'heartbeat', 1), retire(60_000, 'stale')])).toEqual([expect.objectContaining({ message: expect.stringContaining('its retention (staleMs) is never') })]);
+    const { retention: _, ...noRetention } = spec;
+    expect(retentionWaited.check([meta({ ...scenario, agents: noRetention }), beat(1000, 'deregister', 1), retire(60_000, 'gone')])).toHaveLength(1);
+  });
+  it('passes retirements at the drift-scaled bound and later; active records are left to no-active-agent-retired', () => {
+    const good = [meta(), beat(1000, 'deregister', 1), retire(1000 + allowed + 0.01, 'gone'), beat(1500, 'heartbeat', 7, 'a2'), retire(1500 + keep + 300, 'stale', 'a2'), retire(1600, 'active', 'a3')];
+    expect(retentionWaited.check(good)).toEqual([]);
+    expect(retirements(good).map((r) => Math.round(r.marginMs))).toEqual([0, 320]);
+  });
+  it("uses the scenario's measured fastest clock when it is faster than the stated maximum (drift beyond it needs no excuse)", () => {
+    const fast: TraceLine = { ...meta(), options: { ...(meta() as { options: Record<string, unknown> }).options, fastestClockRate: 1.25 } } as TraceLine;
+    const history = (m: TraceLine) => [m, beat(1000, 'deregister', 1), retire(1000 + keep / 1.25 + 1, 'gone')];
+    expect(retentionWaited.check(history(meta()))).toHaveLength(1);
+    expect(retentionWaited.check(history(fast))).toEqual([]);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // Real runs.
 
@@ -210,6 +250,8 @@ describe('agents in the simulator', () => {
   it('every index change is traced (registrations add, retiring sweeps remove agents that are stale or gone and hold nothing); final lists every record', async () => {
     let retired = 0;
     let runsRetiring = 0;
+    let judged = 0;
+    let minMargin = Number.POSITIVE_INFINITY;
     for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
       const r = await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false });
       expect(r.violations.filter((v) => !v.expected)).toEqual([]);
@@ -223,11 +265,19 @@ describe('agents in the simulator', () => {
       }
       retired += removed.length;
       if (removed.length > 0) runsRetiring += 1;
+      for (const x of retirements(r.trace)) {
+        judged += 1;
+        minMargin = Math.min(minMargin, x.marginMs);
+      }
       const fin = lines.find((l) => l.event === 'final')!.detail as { agents: Record<string, { indexed: boolean }> };
       expect(Object.keys(fin.agents).sort()).toEqual(['a1', 'a2', 'a3']);
     }
-    console.log(`seeds 1-8 (3 agents, 30 s): ${retired} retirement(s) in ${runsRetiring} run(s), all of agents stale or gone holding nothing`);
+    console.log(
+      `seeds 1-8 (3 agents, 30 s): ${retired} retirement(s) in ${runsRetiring} run(s), all of agents stale or gone holding nothing; retention-waited judged ${judged}, smallest margin ${Math.round(minMargin)} ms`,
+    );
     expect(retired).toBeGreaterThan(0);
+    expect(judged).toBe(retired);
+    expect(minMargin).toBeGreaterThanOrEqual(0);
   }, 120_000);
 
   it('agent checkers run with the election ones', async () => {
@@ -262,6 +312,37 @@ describe('mutants and real bugs are caught', () => {
     console.log([...caught].map(([c, m]) => `[${c}] ${m}`).join('\n'));
     expect(caught.get('no-active-agent-retired')).toMatch(/removed a\d \(record active\) from the agent index/);
     expect(caught.get('active-agents-indexed')).toMatch(/is active but missing from the agent index/);
+  }, 120_000);
+
+  it('a retirement planned with retention divided by 10 retires stale agents too early: caught by retention-waited, and by nothing else', async () => {
+    let found: string | undefined;
+    for (let seed = 1; seed <= 12 && !found; seed++) {
+      const r = await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false, mutants: hastyRetention(10) });
+      const bad = r.violations.filter((v) => !v.expected);
+      expect(bad.filter((v) => v.checker !== 'retention-waited')).toEqual([]);
+      if (bad.length > 0) found = `seed ${seed}: ${bad[0]!.message}`;
+    }
+    console.log(`hasty retention caught: ${found}`);
+    expect(found).toMatch(/retired a\d \(record stale, incarnation \d+\) from the agent index .* ms too early/);
+    // With the default retention (2 × staleAfterMs) the mutant is only early by what stale detection leaves of it;
+    // with a long one (5 × staleAfterMs, beyond every outage: a correct sweeper retires nobody) it is early by seconds.
+    let early = 0;
+    let worst = 0;
+    for (let seed = 1; seed <= 4; seed++) {
+      const g = generateScenario(seed, { agents: 3, durationMs: 30_000 });
+      const keep = 5 * g.agents!.staleAfterMs;
+      const s = { ...g, agents: { ...g.agents!, retention: { goneMs: keep, staleMs: keep } } };
+      expect((await simulateAgents(s, { traceStore: false })).violations.filter((v) => !v.expected)).toEqual([]);
+      const r = await simulateAgents(s, { traceStore: false, mutants: hastyRetention(10) });
+      for (const x of retirements(r.trace)) {
+        if (x.marginMs >= 0) continue;
+        early += 1;
+        worst = Math.min(worst, x.marginMs);
+      }
+    }
+    console.log(`hasty retention with retention 5 × staleAfterMs, seeds 1-4: ${early} early retirement(s), up to ${Math.round(-worst)} ms too early`);
+    expect(early).toBeGreaterThan(0);
+    expect(worst).toBeLessThan(-1000);
   }, 120_000);
 
   // The naive worker (examples/orchestrator/worker.ts: claim, work, complete once, drop on failure) under agent
