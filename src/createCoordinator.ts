@@ -13,7 +13,7 @@ import { type ClaimFilter, judgeAgent, type NewTask, type RespawnPolicy, type Re
 import { type OrchestratorState, orchestratorStateFrom } from './agents/orchestratorState.js';
 import { AgentRegistry } from './agents/registry.js';
 import { type AgentRecord, type AgentState, electionNameSchema, type HandoffNote, idSchema, type StaleMark, type TaskRecord } from './agents/schema.js';
-import { Sweeper, type SweepOutcome } from './agents/sweeper.js';
+import { DEFAULT_SWEEP_CALL_TIMEOUT_MS, Sweeper, type SweepOutcome } from './agents/sweeper.js';
 import { type ElectionClock, realClock } from './clock.js';
 import { createElector, type Elector } from './createElector.js';
 import { InvalidOptionsError, NotLeaderError } from './errors.js';
@@ -35,6 +35,12 @@ const coordinatorOptionsSchema = timingSchema
     staleAfterMs: z.number().int().positive().default(10_000),
     /** How often every node reads the agents, and the longest the leader waits between sweeps. */
     sweepIntervalMs: z.number().int().positive().default(1_000),
+    /**
+     * The longest the leader waits for any one store call of a sweep (default 5 s, the shipped server stores' default
+     * \`timeoutMs\`). Each call is further bounded by the time left before the renew deadline, and aborted when the
+     * node leaves \`leader\`; a commit cut short is settled by a later sweep like one whose reply was lost.
+     */
+    sweepCallTimeoutMs: z.number().int().positive().default(DEFAULT_SWEEP_CALL_TIMEOUT_MS),
     /**
      * Which stale agents \`onRespawnNeeded\` asks to restart. Default: agents of every role whose claimed tasks the
      * sweep requeued. \`roles\`: a list of roles (empty: none) or a predicate \`(role, request) => boolean\`; \`idle\`:
@@ -231,6 +237,8 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
     staleAfterMs: options.staleAfterMs,
     sweepIntervalMs: options.sweepIntervalMs,
     isLeader: () => elector.isLeader(),
+    timeLeft: () => elector.timeLeft(),
+    callTimeoutMs: options.sweepCallTimeoutMs,
     ...(options.beforeSweepCommit ? { beforeCommit: options.beforeSweepCommit as (ops: readonly unknown[]) => Promise<void> } : {}),
     onOutcome: (outcome) => {
       sweeps[outcome.kind] += 1;
@@ -245,6 +253,8 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
   });
 
   let stopWork: (() => void) | undefined;
+  /** The running leader work's signal (aborts when the node leaves `leader`), for `sweepNow`. */
+  let leaderSignal: AbortSignal | undefined;
   let observer: AbortController | undefined;
   let observing: Promise<void> | undefined;
   let unsubscribe: (() => void) | undefined;
@@ -264,10 +274,12 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
       if (stopWork) return coordinator;
       stopWork = elector.whileLeader(async ({ token, signal }) => {
         leading = true;
+        leaderSignal = signal;
         try {
           await sweeper.runAsLeader({ token, signal });
         } finally {
           leading = false;
+          if (leaderSignal === signal) leaderSignal = undefined;
         }
       });
       observer = new AbortController();
@@ -329,7 +341,8 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
     },
     async sweepNow() {
       const token = elector.assertLeader();
-      const outcome = await sweeper.sweepOnce(token);
+      // Leader work too: aborted when the node leaves `leader` (the loop's signal, if it still runs at this token).
+      const outcome = await sweeper.sweepOnce(token, leaderSignal);
       if (outcome.kind === 'rejected' && outcome.reason === 'not-leader') throw new NotLeaderError('not-leader', elector.state(), outcome.detail);
       return outcome;
     },

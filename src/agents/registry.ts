@@ -2,7 +2,7 @@
  * Store I/O for the registry and the task board: reads validate, writes are compare-and-set or multi-key commits
  * retried on `CasMismatchError` after reading again. All decisions come from logic.ts; all time from the clock.
  */
-import type { CommitOp, Json, LeaseStore, StoreEntry } from '../adapters/LeaseStore.js';
+import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../adapters/LeaseStore.js';
 import { type ElectionClock, wallIso } from '../clock.js';
 import { CasMismatchError, NotLeaderError } from '../errors.js';
 import { type LeaseRecord, leaseRecordSchema } from '../machines/leaseRecord.js';
@@ -40,6 +40,14 @@ import {
 } from './schema.js';
 
 export const MAX_ATTEMPTS = 16;
+
+/**
+ * How a read reaches the store: `call` runs it with the `CallOptions` to pass. The default passes none; the sweeper
+ * passes one that bounds each call of a sweep by its own signal (see `Sweeper`).
+ */
+export type StoreCall = <T>(operation: string, call: (options?: CallOptions) => Promise<T>) => Promise<T>;
+
+const direct: StoreCall = (_operation, call) => call();
 
 function parse<T>(key: string, entry: StoreEntry | undefined, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } } }): T | undefined {
   if (!entry) return undefined;
@@ -108,42 +116,42 @@ export class AgentRegistry {
   // -------------------------------------------------------------------------------------------------------------
   // Reads
 
-  async readLease(): Promise<VersionedLease | undefined> {
-    const entry = await this.store.read(this.keys.lease);
+  async readLease(via: StoreCall = direct): Promise<VersionedLease | undefined> {
+    const entry = await via('read lease', (o) => this.store.read(this.keys.lease, o));
     const record = parse(this.keys.lease, entry, leaseRecordSchema);
     return record && entry ? { record, version: entry.version } : undefined;
   }
 
-  async readIndex(): Promise<{ index: AgentIndex; version: string | null }> {
-    const entry = await this.store.read(this.keys.index);
+  async readIndex(via: StoreCall = direct): Promise<{ index: AgentIndex; version: string | null }> {
+    const entry = await via('read agent index', (o) => this.store.read(this.keys.index, o));
     const index = parse(this.keys.index, entry, agentIndexSchema);
     return { index: index ?? { ids: [] }, version: entry?.version ?? null };
   }
 
-  async readAgent(id: string): Promise<VersionedAgent | undefined> {
+  async readAgent(id: string, via: StoreCall = direct): Promise<VersionedAgent | undefined> {
     const key = this.keys.agent(id);
-    const entry = await this.store.read(key);
+    const entry = await via(`read agent ${id}`, (o) => this.store.read(key, o));
     const record = parse(key, entry, agentRecordSchema);
     return record && entry ? { record, version: entry.version } : undefined;
   }
 
-  async readAgents(): Promise<VersionedAgent[]> {
-    return (await this.readIndexedAgents()).agents;
+  async readAgents(via: StoreCall = direct): Promise<VersionedAgent[]> {
+    return (await this.readIndexedAgents(via)).agents;
   }
 
   /** The index (ids, version) and the records of its ids that exist, in index order. */
-  async readIndexedAgents(): Promise<{ agents: VersionedAgent[]; index: AgentIndex; indexVersion: string | null }> {
-    const { index, version } = await this.readIndex();
+  async readIndexedAgents(via: StoreCall = direct): Promise<{ agents: VersionedAgent[]; index: AgentIndex; indexVersion: string | null }> {
+    const { index, version } = await this.readIndex(via);
     const agents: VersionedAgent[] = [];
     for (const id of index.ids) {
-      const agent = await this.readAgent(id);
+      const agent = await this.readAgent(id, via);
       if (agent) agents.push(agent);
     }
     return { agents, index, indexVersion: version };
   }
 
-  async readBoard(): Promise<VersionedBoard> {
-    const entry = await this.store.read(this.keys.board);
+  async readBoard(via: StoreCall = direct): Promise<VersionedBoard> {
+    const entry = await via('read task board', (o) => this.store.read(this.keys.board, o));
     const board = parse(this.keys.board, entry, taskBoardSchema);
     return { board: board ?? emptyBoard(), version: entry?.version ?? null };
   }
@@ -320,8 +328,8 @@ export class AgentRegistry {
    * Reads the lease and returns it only if it is held by `leader` at `leader.epoch` — the precondition of every
    * leader write, whose commit then carries a check-only op on the lease key at this version.
    */
-  async currentLease(leader: LeaderIdentity): Promise<VersionedLease> {
-    const lease = await this.readLease();
+  async currentLease(leader: LeaderIdentity, via: StoreCall = direct): Promise<VersionedLease> {
+    const lease = await this.readLease(via);
     if (!lease || lease.record.holder !== leader.nodeId || lease.record.epoch !== leader.epoch) {
       const detail = lease ? `the lease is held by ${lease.record.holder ?? 'nobody'} at epoch ${lease.record.epoch}` : 'there is no lease record';
       throw new NotLeaderError('not-leader', 'leader', `${detail}, not by ${leader.nodeId} at epoch ${leader.epoch}`);

@@ -10,13 +10,21 @@
  * A commit that fails with anything but a version conflict (a timeout, a reset connection) has an unknown outcome:
  * the sweep throws, and the sweeper remembers the commit until a later sweep's reads settle it (see
  * unknownCommits.ts). `onApplied` reports every commit known to be applied, either way, once.
+ *
+ * Every store call of a sweep is bounded: it gets an AbortSignal that aborts when the sweep's signal does (the node
+ * left `leader`) or after the call's budget — the lesser of `callTimeoutMs` and `timeLeft()` (the time left before
+ * the renew deadline) when the call starts — on the injected clock, and the sweeper stops waiting for it then even if
+ * the store ignores the signal. A read cut short ends the sweep (`aborted` when leadership ended, a thrown
+ * `StoreTimeoutError` otherwise); a commit cut short has an unknown outcome, settled as above. A sweep therefore
+ * never outlives the leadership it runs under by more than the store takes to honour an abort, and a store call that
+ * never answers no longer holds the sweep loop.
  */
-import type { CommitOp, Json } from '../adapters/LeaseStore.js';
+import type { CallOptions, CommitOp, Json } from '../adapters/LeaseStore.js';
 import { type ElectionClock, wallIso } from '../clock.js';
-import { CasMismatchError, NotLeaderError } from '../errors.js';
+import { CasMismatchError, NotLeaderError, StoreTimeoutError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type RespawnPolicy, type RetentionPolicy, type SweepPlan, type VersionedAgent } from './logic.js';
-import { type AgentRegistry, MAX_ATTEMPTS } from './registry.js';
+import { type AgentRegistry, MAX_ATTEMPTS, type StoreCall } from './registry.js';
 import type { AgentRecord, TaskBoard } from './schema.js';
 import { type AppliedSweep, type Reported, recordApplied, type SentCommit, settleUnknownCommits, type UnknownCommit } from './unknownCommits.js';
 
@@ -25,6 +33,12 @@ export type SweepOutcome =
   | { readonly kind: 'noop'; readonly epoch: number }
   | { readonly kind: 'rejected'; readonly epoch: number; readonly reason: 'not-leader' | 'contention'; readonly detail: string }
   | { readonly kind: 'aborted'; readonly epoch: number };
+
+/**
+ * Default `callTimeoutMs`: the default `timeoutMs` of the shipped server stores, so a sweep never waits on a store
+ * without a timeout of its own (a custom one, or a wrapper that loses replies) longer than on one with.
+ */
+export const DEFAULT_SWEEP_CALL_TIMEOUT_MS = 5_000;
 
 export interface SweeperOptions {
   readonly registry: AgentRegistry;
@@ -35,6 +49,17 @@ export interface SweeperOptions {
   readonly logger?: Logger;
   /** Checked right before the commit, e.g. `elector.isLeader` (deadline not passed on this node's clock). */
   readonly isLeader?: () => boolean;
+  /**
+   * Milliseconds left before the leader's renew deadline, e.g. `elector.timeLeft` (0 when not leader): no store call
+   * of a sweep is waited for past it. Unset: only `callTimeoutMs` bounds a call.
+   */
+  readonly timeLeft?: () => number;
+  /**
+   * The longest any one store call of a sweep is waited for (default `DEFAULT_SWEEP_CALL_TIMEOUT_MS`, 5 s), on the
+   * injected clock; `timeLeft()` bounds it further. A read cut short fails the sweep (the loop sweeps again after
+   * the usual delay); a commit cut short has an unknown outcome that a later sweep settles.
+   */
+  readonly callTimeoutMs?: number;
   /**
    * Called with the ops right before the sweep's commit. A test or the simulator can stall here to model a leader
    * that pauses mid-sweep; production code leaves it unset.
@@ -70,6 +95,16 @@ export function sleep(clock: ElectionClock, ms: number, signal?: AbortSignal): P
   });
 }
 
+/** A sweep's signal aborted (the node left `leader`): the sweep ends as `aborted`. `sent`: the call had been sent. */
+class SweepAborted extends Error {
+  constructor(
+    operation: string,
+    readonly sent: boolean,
+  ) {
+    super(`${operation}: the sweep was aborted (leadership ended)`);
+  }
+}
+
 export class Sweeper {
   private liveness: Liveness = new Map();
   private lastAgents: readonly VersionedAgent[] = [];
@@ -83,6 +118,56 @@ export class Sweeper {
 
   constructor(private readonly options: SweeperOptions) {
     this.logger = options.logger ?? silentLogger;
+    const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_SWEEP_CALL_TIMEOUT_MS;
+    if (!(callTimeoutMs > 0)) throw new RangeError(`callTimeoutMs must be positive, got ${callTimeoutMs}`);
+  }
+
+  /** The budget of a store call starting now: the lesser of `callTimeoutMs` and the time left to the renew deadline. */
+  private callBudget(): number {
+    const limit = this.options.callTimeoutMs ?? DEFAULT_SWEEP_CALL_TIMEOUT_MS;
+    return this.options.timeLeft ? Math.min(limit, this.options.timeLeft()) : limit;
+  }
+
+  /**
+   * Runs one store call of a sweep with a signal that aborts when `signal` does (rejecting with `SweepAborted`) or
+   * once the call's budget has passed on the injected clock (rejecting with `StoreTimeoutError`). The promise settles
+   * then even if the store ignores the signal; a late reply is dropped. A call with no budget left is not sent.
+   */
+  private bounded<T>(signal: AbortSignal | undefined, operation: string, run: (options: CallOptions) => Promise<T>): Promise<T> {
+    if (signal?.aborted) return Promise.reject(new SweepAborted(operation, false));
+    const budget = this.callBudget();
+    // No time left before the renew deadline: this node no longer leads for any purpose.
+    if (!(budget > 0)) return Promise.reject(new SweepAborted(operation, false));
+    const { clock } = this.options;
+    const controller = new AbortController();
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const settle = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const cut = (err: Error) =>
+        settle(() => {
+          controller.abort(err);
+          reject(err);
+        });
+      const onAbort = () => cut(new SweepAborted(operation, true));
+      const timer = clock.setTimeout(() => cut(new StoreTimeoutError(operation, budget)), budget);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let pending: Promise<T>;
+      try {
+        pending = run({ signal: controller.signal });
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      pending.then(
+        (value) => settle(() => resolve(value)),
+        (err: unknown) => settle(() => reject(err)),
+      );
+    });
   }
 
   /** What this node knows of each agent's heartbeat, on its own clock. */
@@ -112,9 +197,23 @@ export class Sweeper {
     this.lastObservedAt = now;
   }
 
-  /** One sweep at fencing token `epoch`. Never throws for lost leadership or contention: see the outcome. */
+  /**
+   * One sweep at fencing token `epoch`. Never throws for lost leadership or contention: see the outcome. `signal`
+   * (the leader work's) aborts it, including a store call in flight; every store call is also bounded in time (see
+   * `callTimeoutMs`, `timeLeft`).
+   */
   async sweepOnce(epoch: number, signal?: AbortSignal): Promise<SweepOutcome> {
+    try {
+      return await this.sweep(epoch, signal);
+    } catch (err) {
+      if (err instanceof SweepAborted) return this.report({ kind: 'aborted', epoch });
+      throw err;
+    }
+  }
+
+  private async sweep(epoch: number, signal: AbortSignal | undefined): Promise<SweepOutcome> {
     const { registry, clock, nodeId, staleAfterMs } = this.options;
+    const via: StoreCall = (operation, run) => this.bounded(signal, operation, run);
     const leader = { nodeId, epoch };
     let lastConflict = '';
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
@@ -122,13 +221,13 @@ export class Sweeper {
       const knownUnknown = this.unknownSeq;
       let leaseVersion: string;
       try {
-        leaseVersion = (await registry.currentLease(leader)).version;
+        leaseVersion = (await registry.currentLease(leader, via)).version;
       } catch (err) {
         if (!NotLeaderError.is(err)) throw err;
         return this.report({ kind: 'rejected', epoch, reason: 'not-leader', detail: err.message });
       }
-      const { agents, index, indexVersion } = await registry.readIndexedAgents();
-      const { board, version: boardVersion } = await registry.readBoard();
+      const { agents, index, indexVersion } = await registry.readIndexedAgents(via);
+      const { board, version: boardVersion } = await registry.readBoard(via);
       this.fold(agents);
       // Holders and assignees the index does not list (retired, or left unindexed by an older version): read their
       // records, so the commit checks them at their real versions instead of "absent".
@@ -140,7 +239,7 @@ export class Sweeper {
       }
       const unindexed: VersionedAgent[] = [];
       for (const id of named) {
-        const agent = await registry.readAgent(id);
+        const agent = await registry.readAgent(id, via);
         if (agent) unindexed.push(agent);
       }
       this.settle(epoch, leaseVersion, knownUnknown, [...agents, ...unindexed].map((a) => a.record), boardVersion === null ? undefined : board);
@@ -173,11 +272,12 @@ export class Sweeper {
       for (const { record } of agents) incarnations[record.id] = record.incarnation;
       const sent: SentCommit = { epoch, plan, incarnations };
       try {
-        await registry.store.commit(ops);
+        await this.bounded(signal, 'sweep commit', (o) => registry.store.commit(ops, o));
       } catch (err) {
         if (!CasMismatchError.is(err)) {
-          // Applied or refused, we cannot tell: a later sweep's reads settle it (and raise its respawn requests).
-          this.unknown = [...this.unknown, { ...sent, leaseVersion, seq: ++this.unknownSeq }];
+          // Applied or refused, we cannot tell (a commit cut short by the sweep's signal or budget included): a later
+          // sweep's reads settle it (and raise its respawn requests). One never sent is simply not applied.
+          if (!(err instanceof SweepAborted && !err.sent)) this.unknown = [...this.unknown, { ...sent, leaseVersion, seq: ++this.unknownSeq }];
           throw err;
         }
         // A renewal, a heartbeat or a claim raced us, or the lease moved on: read everything again; the lease
