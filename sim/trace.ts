@@ -97,7 +97,7 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
      * record right after the commit, removed ones with the tasks then `claims`/`reserved` for them; `detail.sweep`:
      * written by an orchestrator's sweep, i.e. a retirement or a re-indexing, else by an agent's registration);
      * `final` the store's tasks and every agent record it holds (`indexed`: listed in the index) at the end of the run.
-     * The viewer reads lines loosely and skips agent events it does not draw (such as `index`).
+     * The viewer reads lines loosely and skips agent events it does not draw; it draws `index` removals as retirements.
      */
     kind: z.literal('agent'),
     /** Who wrote: an agent id, or the orchestrator node for `sweep` (and a sweep's `index`), or `env`. */
