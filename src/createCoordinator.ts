@@ -302,7 +302,7 @@ export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
     isOrchestratorLeader: () => elector.isLeader(),
     async agentStatus() {
       const agents = await sweeper.observe();
-      const { board } = await registry.readBoard();
+      const { board } = await registry.readBoard(sweeper.observerCall());
       const claimed = new Map<string, string[]>();
       for (const task of Object.values(board.tasks)) {
         if (task.state === 'claimed' && task.claimedBy) claimed.set(task.claimedBy, [...(claimed.get(task.claimedBy) ?? []), task.id]);

@@ -122,10 +122,22 @@ export class Sweeper {
     if (!(callTimeoutMs > 0)) throw new RangeError(`callTimeoutMs must be positive, got ${callTimeoutMs}`);
   }
 
-  /** The budget of a store call starting now: the lesser of `callTimeoutMs` and the time left to the renew deadline. */
+  private callLimit(): number {
+    return this.options.callTimeoutMs ?? DEFAULT_SWEEP_CALL_TIMEOUT_MS;
+  }
+
+  /** The budget of a sweep's store call starting now: the lesser of `callTimeoutMs` and the time left to the renew deadline. */
   private callBudget(): number {
-    const limit = this.options.callTimeoutMs ?? DEFAULT_SWEEP_CALL_TIMEOUT_MS;
+    const limit = this.callLimit();
     return this.options.timeLeft ? Math.min(limit, this.options.timeLeft()) : limit;
+  }
+
+  /**
+   * How an observer's reads (the follower loop, `agentStatus()`) are bounded: by `callTimeoutMs` alone, since they
+   * are not leader work, and by `signal` when given.
+   */
+  observerCall(signal?: AbortSignal): StoreCall {
+    return (operation, run) => this.bounded(signal, operation, run, this.callLimit());
   }
 
   /**
@@ -133,9 +145,13 @@ export class Sweeper {
    * once the call's budget has passed on the injected clock (rejecting with `StoreTimeoutError`). The promise settles
    * then even if the store ignores the signal; a late reply is dropped. A call with no budget left is not sent.
    */
-  private bounded<T>(signal: AbortSignal | undefined, operation: string, run: (options: CallOptions) => Promise<T>): Promise<T> {
+  private bounded<T>(
+    signal: AbortSignal | undefined,
+    operation: string,
+    run: (options: CallOptions) => Promise<T>,
+    budget: number = this.callBudget(),
+  ): Promise<T> {
     if (signal?.aborted) return Promise.reject(new SweepAborted(operation, false));
-    const budget = this.callBudget();
     // No time left before the renew deadline: this node no longer leads for any purpose.
     if (!(budget > 0)) return Promise.reject(new SweepAborted(operation, false));
     const { clock } = this.options;
@@ -180,8 +196,8 @@ export class Sweeper {
   }
 
   /** Reads the agents and folds them into the liveness view (every node does this, leader or not). */
-  async observe(): Promise<readonly VersionedAgent[]> {
-    const agents = await this.options.registry.readAgents();
+  async observe(signal?: AbortSignal): Promise<readonly VersionedAgent[]> {
+    const agents = await this.options.registry.readAgents(this.observerCall(signal));
     this.fold(agents);
     return agents;
   }
@@ -387,8 +403,9 @@ export class Sweeper {
     while (!signal.aborted) {
       if (!skip()) {
         try {
-          await this.observe();
+          await this.observe(signal);
         } catch (err) {
+          if (err instanceof SweepAborted) break;
           this.logger.warn({ nodeId: this.options.nodeId, err: err instanceof Error ? err.message : String(err) }, 'observing agents failed');
         }
       }

@@ -229,3 +229,44 @@ describe('sweep store calls are bounded', () => {
     expect(requests).toEqual([]);
   });
 });
+
+describe("an observer's reads are bounded too (not leader work: by sweepCallTimeoutMs alone)", () => {
+  async function follower() {
+    const world = new World();
+    const o1 = world.coordinator('o1');
+    o1.start();
+    await world.clock.advance(0);
+    const path = new SweepPath(world.store, world);
+    const o2: Coordinator = createCoordinator({ election: 't', nodeId: 'o2', store: path, clock: world.clock, ...timing, staleAfterMs: STALE_AFTER, sweepIntervalMs: SWEEP_INTERVAL, sweepCallTimeoutMs: 300 });
+    world.coordinators.push(o2);
+    o2.start();
+    await world.run(300);
+    expect(o1.isOrchestratorLeader()).toBe(true);
+    expect(o2.isOrchestratorLeader()).toBe(false);
+    return { world, path, o2 };
+  }
+
+  it('a hung read of the follower loop is cut after sweepCallTimeoutMs and the loop goes on', async () => {
+    const { world, path } = await follower();
+    path.fault('read', 'hang');
+    const call = await faultedCallEnds(world, path, 2000);
+    expect(call.failed).toBe(true);
+    expect(call.endedAt! - call.at).toBeGreaterThanOrEqual(300);
+    expect(call.endedAt! - call.at).toBeLessThanOrEqual(310);
+    expect(await world.until(() => path.calls.some((c) => c.at > call.endedAt!), SWEEP_INTERVAL + 20, 5)).toBeDefined();
+  });
+
+  it('agentStatus() on a store that does not answer rejects with StoreTimeoutError after sweepCallTimeoutMs', async () => {
+    const { world, path, o2 } = await follower();
+    path.fault('read', 'hang');
+    path.fault('read', 'hang');
+    let settled: unknown;
+    const status = o2.agentStatus().then(
+      () => (settled = 'resolved'),
+      (err: unknown) => (settled = err),
+    );
+    await world.until(() => settled !== undefined, 1000, 5);
+    expect((settled as Error | undefined)?.name).toBe('StoreTimeoutError');
+    await status;
+  });
+});
