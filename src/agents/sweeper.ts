@@ -332,16 +332,7 @@ export class Sweeper {
 
   private emitApplied(applied: AppliedSweep): void {
     if (applied.recovered) {
-      this.logger.info(
-        {
-          nodeId: this.options.nodeId,
-          epoch: applied.epoch,
-          stale: applied.plan.agentWrites.map((w) => w.id),
-          requeued: applied.plan.requeued.map((r) => r.taskId),
-          retired: applied.plan.retired,
-        },
-        'sweep commit with a lost reply was applied',
-      );
+      this.logger.info(this.appliedFields(applied.epoch, applied.plan), 'sweep commit with a lost reply was applied');
     }
     try {
       this.options.onApplied?.(applied);
@@ -350,18 +341,19 @@ export class Sweeper {
     }
   }
 
+  private appliedFields(epoch: number, plan: AppliedSweep['plan']): object {
+    return {
+      nodeId: this.options.nodeId,
+      epoch,
+      stale: plan.agentWrites.map((w) => w.id),
+      requeued: plan.requeued.map((r) => r.taskId),
+      retired: plan.retired,
+    };
+  }
+
   private report(outcome: SweepOutcome): SweepOutcome {
     if (outcome.kind === 'applied') {
-      this.logger.info(
-        {
-          nodeId: this.options.nodeId,
-          epoch: outcome.epoch,
-          stale: outcome.plan.agentWrites.map((w) => w.id),
-          requeued: outcome.plan.requeued.map((r) => r.taskId),
-          retired: outcome.plan.retired,
-        },
-        'sweep applied',
-      );
+      this.logger.info(this.appliedFields(outcome.epoch, outcome.plan), 'sweep applied');
     } else if (outcome.kind === 'rejected') {
       this.logger.warn({ nodeId: this.options.nodeId, epoch: outcome.epoch, reason: outcome.reason, detail: outcome.detail }, 'sweep rejected');
     }
