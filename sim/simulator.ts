@@ -94,6 +94,11 @@ export interface SimulateOptions {
   readonly machine?: typeof electionMachine;
   /** Observe every XState inspection event of every node (e.g. to record `inspect` lines). */
   readonly onInspect?: (node: string, event: InspectionEvent, realT: number) => void;
+  /**
+   * Called for every event a node's machine processed, with the node's clock readings at that moment (e.g. to
+   * replay the same event sequence into a bare actor and measure the simulator's own overhead).
+   */
+  readonly onMachineEvent?: (node: string, incarnation: number, event: { type: string }, now: number, wallNow: number) => void;
   /** Extra processes on hosts of their own (see SimProcess). */
   readonly processes?: readonly SimProcess[];
   /** Called before the first boot and at the end of the run (before the checkers), e.g. to seed and snapshot the store. */
@@ -411,8 +416,10 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
       processes[host.index - scenario.nodes]!.start(processContext(host, incarnation, clock));
       return;
     }
+    const onMachineEvent = options.onMachineEvent;
     const onSnapshot = (snapshot: any, event: { type: string }) => {
       if (host.incarnation !== incarnation || !host.alive) return;
+      onMachineEvent?.(host.nodeId, incarnation, event, clock.now(), clock.wallNow());
       if (snapshot.status !== 'active' && snapshot.status !== 'done') return;
       const path = statePath(snapshot.value);
       if (path === host.lastPath) return;
