@@ -95,6 +95,16 @@ export function sleep(clock: ElectionClock, ms: number, signal?: AbortSignal): P
   });
 }
 
+/**
+ * How long the leader loop waits after `failures` (>= 1) sweeps in a row that did not complete: doubling from an
+ * eighth of `sweepIntervalMs`, capped at `sweepIntervalMs` — a brief fault is retried soon, an outage at most once an
+ * interval, never every millisecond.
+ */
+export function failureBackoff(failures: number, sweepIntervalMs: number): number {
+  const base = Math.max(1, Math.ceil(sweepIntervalMs / 8));
+  return Math.min(sweepIntervalMs, base * 2 ** Math.min(30, failures - 1));
+}
+
 /** A sweep's signal aborted (the node left `leader`): the sweep ends as `aborted`. `sent`: the call had been sent. */
 class SweepAborted extends Error {
   constructor(
@@ -367,24 +377,35 @@ export class Sweeper {
 
   /**
    * The leader loop, for `elector.whileLeader`: sweeps until `signal` aborts (the node left `leader`) or the lease
-   * turns out not to be ours at `token`. Sleeps until the earliest agent could turn stale, at most one interval.
+   * turns out not to be ours at `token`. After a completed sweep (applied or noop) sleeps until the earliest agent
+   * could turn stale, at most one interval; after sweeps that failed (threw, aborted, rejected for contention) it backs
+   * off from an eighth of `sweepIntervalMs` up to a full one (`failureBackoff`).
    */
   async runAsLeader({ token, signal }: { token: number; signal: AbortSignal }): Promise<void> {
     const { clock, staleAfterMs, sweepIntervalMs } = this.options;
+    let failures = 0;
     while (!signal.aborted) {
+      // Only a sweep that read everything and committed (or found nothing to do) may be followed by `nextSweepDelay`
+      // alone: after one that threw, was aborted or kept conflicting, an agent already overdue makes that delay 1 ms,
+      // and the loop would hammer a failing store every millisecond for as long as the fault lasts. It backs off
+      // instead (see `failureBackoff`), up to one `sweepIntervalMs`.
+      let completed = false;
       try {
         const outcome = await this.sweepOnce(token, signal);
         if (outcome.kind === 'rejected' && outcome.reason === 'not-leader') return;
+        completed = outcome.kind === 'applied' || outcome.kind === 'noop';
       } catch (err) {
         this.logger.warn({ nodeId: this.options.nodeId, epoch: token, err: err instanceof Error ? err.message : String(err) }, 'sweep failed; retrying next interval');
       }
-      const delay = nextSweepDelay(
+      failures = completed ? 0 : failures + 1;
+      const due = nextSweepDelay(
         this.liveness,
         this.lastAgents.map((a) => a.record),
         clock.now(),
         staleAfterMs,
         sweepIntervalMs,
       );
+      const delay = failures === 0 ? due : Math.max(due, failureBackoff(failures, sweepIntervalMs));
       await sleep(clock, delay, signal);
     }
   }
