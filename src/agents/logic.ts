@@ -247,6 +247,8 @@ export interface SweepInput {
   readonly now: number;
   /** Wall-clock ISO string, for the records only. */
   readonly at: string;
+  /** The id of the commit this plan will be sent as: stamped into every mark, handoff note and index it writes. */
+  readonly commit?: string | undefined;
   readonly staleAfterMs: number;
   readonly liveness: Liveness;
   readonly agents: readonly VersionedAgent[];
@@ -354,7 +356,9 @@ export interface SweepPlan {
   /** Agents removed from the index (see `RetentionPolicy`); each also has a check in `agentChecks`. */
   readonly retired: readonly string[];
   /** The new agent index, to be written only if the index is still at `expectedVersion`. */
-  readonly index: { readonly expectedVersion: string | null; readonly ids: readonly string[] } | undefined;
+  readonly index: { readonly expectedVersion: string | null; readonly ids: readonly string[]; readonly commit?: string } | undefined;
+  /** The commit id the plan was made for (`SweepInput.commit`), stamped into its marks, notes and index. */
+  readonly commit: string | undefined;
 }
 
 export function isEmptyPlan(plan: SweepPlan): boolean {
@@ -368,6 +372,8 @@ export function isEmptyPlan(plan: SweepPlan): boolean {
  */
 export function planSweep(input: SweepInput): SweepPlan {
   const { leader, now, at, staleAfterMs, liveness } = input;
+  // Only when set: stores take plain JSON, and `undefined` is not JSON.
+  const stamp = input.commit === undefined ? {} : { commit: input.commit };
   const unindexed = input.unindexed ?? [];
   const byId = new Map([...unindexed, ...input.agents].map((a) => [a.record.id, a.record]));
   const versionOf = new Map([...unindexed, ...input.agents].map((a) => [a.record.id, a.version]));
@@ -379,7 +385,7 @@ export function planSweep(input: SweepInput): SweepPlan {
     const observation = liveness.get(record.id);
     if (judgeAgent(record, observation, now, staleAfterMs) !== 'stale' || record.state !== 'active') continue;
     const silentMs = silentForMs(observation, now);
-    const mark: StaleMark = { by: leader.nodeId, epoch: leader.epoch, at, silentForMs: Math.round(silentMs) };
+    const mark: StaleMark = { by: leader.nodeId, epoch: leader.epoch, at, silentForMs: Math.round(silentMs), ...stamp };
     const marked: AgentRecord = { ...record, state: 'stale', staleMark: mark };
     agentWrites.push({ id: record.id, expectedVersion: version, record: marked });
     newlyStale.set(record.id, { record: marked, silentMs });
@@ -401,7 +407,7 @@ export function planSweep(input: SweepInput): SweepPlan {
         let handoff = notes.get(task.claimedBy);
         if (!handoff) {
           const reason: HandoffReason = holder?.state === 'gone' ? 'deregistered' : 'stale';
-          handoff = handoffFor(reason, holder ?? task.claimedBy, leader, at, newlyStale.get(task.claimedBy)?.silentMs);
+          handoff = { ...handoffFor(reason, holder ?? task.claimedBy, leader, at, newlyStale.get(task.claimedBy)?.silentMs), ...stamp };
           notes.set(task.claimedBy, handoff);
         }
         // Reserved only for a target active as read, and NOT version-checked (see `agentChecks`): a live target's
@@ -468,12 +474,12 @@ export function planSweep(input: SweepInput): SweepPlan {
     // Not version-checked: they are active and heartbeat (see `agentChecks`).
     if (retired.length > 0 || revived.length > 0) {
       const drop = new Set(retired);
-      index = { expectedVersion: input.index.version, ids: [...input.index.ids.filter((id) => !drop.has(id)), ...revived] };
+      index = { expectedVersion: input.index.version, ids: [...input.index.ids.filter((id) => !drop.has(id)), ...revived], ...stamp };
     }
   }
 
   const written = new Set(agentWrites.map((w) => w.id));
   const agentChecks = boardChanged || index ? [...reliedOn].filter((id) => !written.has(id)).map((id) => ({ id, expectedVersion: versionOf.get(id) ?? null })) : [];
 
-  return { agentWrites, agentChecks, board: boardChanged ? board : undefined, requeued, respawns, retired, index };
+  return { commit: input.commit, agentWrites, agentChecks, board: boardChanged ? board : undefined, requeued, respawns, retired, index };
 }

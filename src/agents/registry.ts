@@ -179,7 +179,7 @@ export class AgentRegistry {
       ops.push(
         index.ids.includes(identity.id)
           ? { key: this.keys.index, expectedVersion: indexVersion }
-          : { key: this.keys.index, expectedVersion: indexVersion, value: { ids: [...index.ids, identity.id] } },
+          : { key: this.keys.index, expectedVersion: indexVersion, value: { ...index, ids: [...index.ids, identity.id] } },
       );
       let released: string[] = [];
       if (releasePrevious && existing) {

@@ -21,6 +21,13 @@ export const idSchema = z
 export const handoffReasonSchema = z.enum(['stale', 'deregistered', 'manual', 'restarted', 'released']);
 export type HandoffReason = z.output<typeof handoffReasonSchema>;
 
+/**
+ * Identifies one sweep commit: `<nodeId>/<epoch>/<n>`, `n` counted per sweeper (see `Sweeper`). Stamped into the
+ * stale marks, handoff notes and index it writes so a commit whose reply was lost can be recognised by its own
+ * writes, never by a twin's identical ones. Optional everywhere: records stored before it still parse.
+ */
+export const commitIdSchema = z.string().min(1);
+
 /** Why work moved, from whom, to whom (null: back to the queue for anyone), by which orchestrator at which epoch. */
 export const handoffNoteSchema = z.object({
   note: z.string(),
@@ -30,6 +37,8 @@ export const handoffNoteSchema = z.object({
   by: z.string().min(1),
   epoch: z.number().int().nonnegative(),
   at: z.string(),
+  /** The sweep commit that wrote it (see `commitIdSchema`); absent on notes written otherwise or before 0.2. */
+  commit: commitIdSchema.optional(),
 });
 export type HandoffNote = z.output<typeof handoffNoteSchema>;
 
@@ -42,6 +51,8 @@ export const staleMarkSchema = z.object({
   at: z.string(),
   /** How long the marking orchestrator had not seen the heartbeat change, on its own clock. */
   silentForMs: z.number().nonnegative(),
+  /** The sweep commit that wrote the mark (absent on marks stored before commit ids). */
+  commit: commitIdSchema.optional(),
 });
 export type StaleMark = z.output<typeof staleMarkSchema>;
 
@@ -62,7 +73,11 @@ export const agentRecordSchema = z.object({
 });
 export type AgentRecord = z.output<typeof agentRecordSchema>;
 
-export const agentIndexSchema = z.object({ ids: z.array(idSchema) });
+export const agentIndexSchema = z.object({
+  ids: z.array(idSchema),
+  /** The last sweep commit that wrote the index (kept by registrations), to witness a retirement whose reply was lost. */
+  commit: commitIdSchema.optional(),
+});
 export type AgentIndex = z.output<typeof agentIndexSchema>;
 
 export const taskStateSchema = z.enum(['queued', 'claimed', 'completed']);

@@ -25,7 +25,7 @@ import { CasMismatchError, NotLeaderError, StoreTimeoutError } from '../errors.j
 import { type Logger, silentLogger } from '../logger.js';
 import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type RespawnPolicy, type RetentionPolicy, type SweepPlan, type VersionedAgent } from './logic.js';
 import { type AgentRegistry, MAX_ATTEMPTS, type StoreCall } from './registry.js';
-import type { AgentRecord, TaskBoard } from './schema.js';
+import type { AgentIndex, AgentRecord, TaskBoard } from './schema.js';
 import { type AppliedSweep, type Reported, recordApplied, type SentCommit, settleUnknownCommits, type UnknownCommit } from './unknownCommits.js';
 
 export type SweepOutcome =
@@ -122,6 +122,15 @@ export class Sweeper {
   /** Commits whose outcome is unknown, until a later sweep settles them. */
   private unknown: readonly UnknownCommit[] = [];
   private unknownSeq = 0;
+  /**
+   * Counts the sweep commits this sweeper plans; with the node id and epoch it makes the commit id
+   * (`<nodeId>/<epoch>/<n>`) stamped into what each writes. Unique: within this sweeper `n` never repeats, and
+   * another process with this node id (a restart) leads only at a higher epoch — every acquisition takes a new,
+   * higher fencing token — so its ids differ even though its count starts again. (Node ids are unique per election.)
+   */
+  private commitSeq = 0;
+  /** The sweep running now: at most one at a time, a concurrent `sweepOnce` at its epoch joins it. */
+  private inFlight: { readonly epoch: number; readonly promise: Promise<SweepOutcome> } | undefined;
   private reported: Reported | undefined;
   /** Monotonic time of the last completed read of the agents. */
   lastObservedAt: number | undefined;
@@ -228,7 +237,28 @@ export class Sweeper {
    * (the leader work's) aborts it, including a store call in flight; every store call is also bounded in time (see
    * `callTimeoutMs`, `timeLeft`).
    */
-  async sweepOnce(epoch: number, signal?: AbortSignal): Promise<SweepOutcome> {
+  sweepOnce(epoch: number, signal?: AbortSignal): Promise<SweepOutcome> {
+    // One sweep at a time (`sweepNow()` beside the leader loop): a call at the running sweep's epoch shares its
+    // outcome, a call at another epoch waits for it. Fewer twin commits, and no two sweeps settling the same
+    // unknown commits or racing each other's writes.
+    const current = this.inFlight;
+    if (current && current.epoch === epoch) return current.promise;
+    const promise = current
+      ? current.promise.then(
+          () => this.sweepOnceAlone(epoch, signal),
+          () => this.sweepOnceAlone(epoch, signal),
+        )
+      : this.sweepOnceAlone(epoch, signal);
+    const entry = { epoch, promise };
+    this.inFlight = entry;
+    const clear = () => {
+      if (this.inFlight === entry) this.inFlight = undefined;
+    };
+    promise.then(clear, clear);
+    return promise;
+  }
+
+  private async sweepOnceAlone(epoch: number, signal: AbortSignal | undefined): Promise<SweepOutcome> {
     try {
       return await this.sweep(epoch, signal);
     } catch (err) {
@@ -268,9 +298,10 @@ export class Sweeper {
         const agent = await registry.readAgent(id, via);
         if (agent) unindexed.push(agent);
       }
-      this.settle(epoch, leaseVersion, knownUnknown, [...agents, ...unindexed].map((a) => a.record), boardVersion === null ? undefined : board);
+      this.settle(epoch, leaseVersion, knownUnknown, [...agents, ...unindexed].map((a) => a.record), boardVersion === null ? undefined : board, index);
       const plan = planSweep({
         leader,
+        commit: `${nodeId}/${epoch}/${++this.commitSeq}`,
         now: clock.now(),
         at: wallIso(clock),
         staleAfterMs,
@@ -291,7 +322,10 @@ export class Sweeper {
         ...plan.agentChecks.map((c) => ({ key: registry.keys.agent(c.id), expectedVersion: c.expectedVersion })),
       ];
       if (plan.board) ops.push({ key: registry.keys.board, expectedVersion: boardVersion, value: plan.board as unknown as Json });
-      if (plan.index) ops.push({ key: registry.keys.index, expectedVersion: plan.index.expectedVersion, value: { ids: [...plan.index.ids] } });
+      if (plan.index) {
+        const value: Json = plan.index.commit === undefined ? { ids: [...plan.index.ids] } : { ids: [...plan.index.ids], commit: plan.index.commit };
+        ops.push({ key: registry.keys.index, expectedVersion: plan.index.expectedVersion, value });
+      }
       await this.options.beforeCommit?.(ops);
       if (signal?.aborted || (this.options.isLeader && !this.options.isLeader())) return this.report({ kind: 'aborted', epoch });
       const incarnations: Record<string, number> = {};
@@ -321,15 +355,21 @@ export class Sweeper {
    * Settles the commits with an unknown outcome known before this sweep's lease read, against its reads (the lease
    * confirmed ours at `epoch` at version `leaseVersion`, then the agents and the board).
    */
-  private settle(epoch: number, leaseVersion: string, upTo: number, agents: readonly AgentRecord[], board: TaskBoard | undefined): void {
+  private settle(epoch: number, leaseVersion: string, upTo: number, agents: readonly AgentRecord[], board: TaskBoard | undefined, index: AgentIndex): void {
     if (this.unknown.length === 0 && this.reported === undefined) return;
     // Raise nothing on a node that no longer believes it leads; a later sweep at this epoch settles them instead.
     if (this.options.isLeader && !this.options.isLeader()) return;
-    const settled = settleUnknownCommits({ epoch, leaseVersion, upTo, unknown: this.unknown, reported: this.reported, agents, board });
+    const settled = settleUnknownCommits({ epoch, leaseVersion, upTo, unknown: this.unknown, reported: this.reported, agents, board, index });
     this.unknown = settled.unknown;
     this.reported = settled.reported;
     for (const commit of settled.refused) {
-      this.logger.info({ nodeId: this.options.nodeId, epoch: commit.epoch, stale: commit.plan.agentWrites.map((w) => w.id) }, 'sweep commit with a lost reply was not applied');
+      this.logger.info({ nodeId: this.options.nodeId, epoch: commit.epoch, commit: commit.plan.commit, stale: commit.plan.agentWrites.map((w) => w.id) }, 'sweep commit with a lost reply was not applied');
+    }
+    for (const commit of settled.undetermined) {
+      this.logger.info(
+        this.appliedFields(commit.epoch, commit.plan),
+        'sweep commit with a lost reply: outcome unknown (it can no longer apply, and nothing it wrote would show whether it did); not counted',
+      );
     }
     for (const applied of settled.applied) this.emitApplied(applied);
   }
@@ -355,6 +395,7 @@ export class Sweeper {
     return {
       nodeId: this.options.nodeId,
       epoch,
+      commit: plan.commit,
       stale: plan.agentWrites.map((w) => w.id),
       requeued: plan.requeued.map((r) => r.taskId),
       retired: plan.retired,

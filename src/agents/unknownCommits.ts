@@ -4,25 +4,30 @@
  * requests and the sweep counters followed only commits answered cleanly: after an unknown outcome that was in fact
  * applied, the next sweep found the agent already stale with nothing left to requeue, and its request was lost.
  *
- * The sweeper remembers such commits and settles each against a later sweep's reads, made while the lease, read
- * just before, was still this leader's at the same epoch:
- * - applied, when one of its writes is visible as written: an agent record carrying the exact stale mark it wrote
- *   (node, epoch, time, silence — kept by a re-registration too), or a task carrying the exact handoff it wrote
- *   with the requeue count it set. A commit is all-or-nothing, so one write seen means all of it applied. A write
- *   already accounted to a commit reported applied at this epoch (a concurrent sweep that planned the same mark in
- *   the same millisecond) is no witness: only one of two such commits can have applied.
- * - refused, when it is not visible and the lease version read differs from the one its check-op expected: store
- *   versions never repeat, so it can no longer apply; had it applied before, its writes would show.
+ * Every sweep commit carries an id (`SweepPlan.commit`, unique per node and epoch: see `Sweeper`) stamped into the
+ * stale marks, handoff notes and agent index it writes. The sweeper remembers a commit with an unknown outcome and
+ * settles it against a later sweep's reads, made while the lease, read just before, was still this leader's at the
+ * same epoch:
+ * - applied, when one of its writes is visible by its id: an agent record whose stale mark carries it (kept by a
+ *   re-registration too), a task whose handoff note carries it, or the agent index stamped with it. A commit is
+ *   all-or-nothing, so one write seen means all of it applied. Matching by id, not by field equality: a twin commit
+ *   planned in the same millisecond at the same epoch writes identical marks, and only one of the two may have
+ *   applied.
+ * - refused, when none is visible, the lease version read differs from the one its check-op expected (store
+ *   versions never repeat, so it can no longer apply) and it wrote a durable witness — a stale mark or a requeue's
+ *   handoff note, which only a later sweep's write replaces: had it applied, the witness would show.
+ * - undetermined, in the same case for a commit with no durable witness (it only retired agents, dropped
+ *   reservations or re-indexed: the index stamp is replaced by the next index write, and an older version's
+ *   registration drops it): it is settled as "outcome unknown", neither counted nor claimed refused.
  * - still unknown otherwise (it may yet land); and dropped once the leader sweeps at a later epoch.
  *
- * `Reported` keeps, per epoch, which (agent, incarnation) were marked stale, which task requeues were made and which
- * (agent, incarnation) got a respawn request, so a request is raised at most once per (agent, incarnation) at an
- * epoch whichever way its commit was learnt to be applied.
+ * `Reported` keeps, per epoch, which (agent, incarnation) got a respawn request, so a request is raised at most once
+ * per (agent, incarnation) at an epoch whichever way its commit was learnt to be applied.
  *
  * Pure: the sweeper holds the state and does the reads.
  */
 import type { RespawnRequest, SweepPlan } from './logic.js';
-import type { AgentRecord, HandoffNote, StaleMark, TaskBoard } from './schema.js';
+import type { AgentIndex, AgentRecord, TaskBoard } from './schema.js';
 
 /** A sweep commit as the sweeper sent it. */
 export interface SentCommit {
@@ -42,10 +47,6 @@ export interface UnknownCommit extends SentCommit {
 /** What this node reported applied at one epoch (see the module comment). */
 export interface Reported {
   readonly epoch: number;
-  /** `agentId#incarnation` marked stale. */
-  readonly marked: ReadonlySet<string>;
-  /** `taskId#requeues` (the count after the requeue). */
-  readonly requeued: ReadonlySet<string>;
   /** `agentId#incarnation` a respawn request was raised for. */
   readonly respawned: ReadonlySet<string>;
 }
@@ -60,15 +61,10 @@ export interface AppliedSweep {
 }
 
 export function emptyReported(epoch: number): Reported {
-  return { epoch, marked: new Set(), requeued: new Set(), respawned: new Set() };
+  return { epoch, respawned: new Set() };
 }
 
 const agentKey = (id: string, incarnation: number) => `${id}#${incarnation}`;
-const requeueKey = (taskId: string, requeues: number) => `${taskId}#${requeues}`;
-
-function requeuesAfter(plan: SweepPlan, taskId: string): number | undefined {
-  return plan.board?.tasks[taskId]?.requeues;
-}
 
 /**
  * Accounts an applied commit to `reported` (started afresh at a later epoch) and returns the respawn requests due:
@@ -77,14 +73,7 @@ function requeuesAfter(plan: SweepPlan, taskId: string): number | undefined {
 export function recordApplied(reported: Reported | undefined, commit: SentCommit, recovered: boolean): { reported: Reported; applied: AppliedSweep } {
   // A commit at an earlier epoch than the one tracked cannot be fenced in after it; it is deduplicated on its own.
   const base = reported === undefined || reported.epoch !== commit.epoch ? emptyReported(commit.epoch) : reported;
-  const marked = new Set(base.marked);
-  const requeued = new Set(base.requeued);
   const respawned = new Set(base.respawned);
-  for (const w of commit.plan.agentWrites) marked.add(agentKey(w.id, w.record.incarnation));
-  for (const r of commit.plan.requeued) {
-    const after = requeuesAfter(commit.plan, r.taskId);
-    if (after !== undefined) requeued.add(requeueKey(r.taskId, after));
-  }
   const respawns: RespawnRequest[] = [];
   for (const request of commit.plan.respawns) {
     const incarnation = commit.incarnations[request.agentId];
@@ -93,33 +82,27 @@ export function recordApplied(reported: Reported | undefined, commit: SentCommit
     if (key !== undefined) respawned.add(key);
     respawns.push(request);
   }
-  const next: Reported = { epoch: commit.epoch, marked, requeued, respawned };
+  const next: Reported = { epoch: commit.epoch, respawned };
   const keep = reported !== undefined && commit.epoch < reported.epoch ? reported : next;
   return { reported: keep, applied: { epoch: commit.epoch, plan: commit.plan, respawns, recovered } };
 }
 
-function sameMark(a: StaleMark | null, b: StaleMark | null): boolean {
-  return a !== null && b !== null && a.by === b.by && a.epoch === b.epoch && a.at === b.at && a.silentForMs === b.silentForMs;
-}
-
-function sameHandoff(a: HandoffNote | null, b: HandoffNote): boolean {
-  return a !== null && a.by === b.by && a.epoch === b.epoch && a.at === b.at && a.from === b.from && a.reason === b.reason && a.to === b.to && a.note === b.note;
-}
-
-/** Whether the records read show one of `commit`'s writes as written, not accounted to a commit already reported. */
-export function commitVisible(commit: SentCommit, reported: Reported, agents: readonly AgentRecord[], board: TaskBoard | undefined): boolean {
+/**
+ * Whether the records read show one of `commit`'s writes, by its commit id. A plan made without an id (none in
+ * production) has no witness.
+ */
+export function commitVisible(commit: SentCommit, agents: readonly AgentRecord[], board: TaskBoard | undefined, index?: Pick<AgentIndex, 'commit'>): boolean {
+  const id = commit.plan.commit;
+  if (id === undefined) return false;
   const byId = new Map(agents.map((a) => [a.id, a]));
-  for (const w of commit.plan.agentWrites) {
-    if (reported.marked.has(agentKey(w.id, w.record.incarnation))) continue;
-    if (sameMark(byId.get(w.id)?.staleMark ?? null, w.record.staleMark)) return true;
-  }
-  for (const r of commit.plan.requeued) {
-    const after = requeuesAfter(commit.plan, r.taskId);
-    if (after === undefined || reported.requeued.has(requeueKey(r.taskId, after))) continue;
-    const task = board?.tasks[r.taskId];
-    if (task && task.requeues === after && sameHandoff(task.handoff, r.handoff)) return true;
-  }
-  return false;
+  for (const w of commit.plan.agentWrites) if (byId.get(w.id)?.staleMark?.commit === id) return true;
+  for (const r of commit.plan.requeued) if (board?.tasks[r.taskId]?.handoff?.commit === id) return true;
+  return commit.plan.index !== undefined && index?.commit === id;
+}
+
+/** Whether `commit` wrote something only a later sweep replaces (a stale mark, a requeue's note): see the module comment. */
+export function hasDurableWitness(commit: SentCommit): boolean {
+  return commit.plan.commit !== undefined && (commit.plan.agentWrites.length > 0 || commit.plan.requeued.length > 0);
 }
 
 export interface SettleInput {
@@ -133,6 +116,8 @@ export interface SettleInput {
   /** Records read after the lease (every agent record read, indexed or not) and the board (undefined: none). */
   readonly agents: readonly AgentRecord[];
   readonly board: TaskBoard | undefined;
+  /** The agent index read (its commit stamp witnesses a commit that wrote it). */
+  readonly index?: Pick<AgentIndex, 'commit'> | undefined;
 }
 
 export interface Settled {
@@ -140,50 +125,45 @@ export interface Settled {
   readonly applied: readonly AppliedSweep[];
   /** Known now never to apply (or from an earlier epoch). */
   readonly refused: readonly UnknownCommit[];
+  /** Can no longer apply, but had they applied nothing durable would show it: outcome unknown for good. */
+  readonly undetermined: readonly UnknownCommit[];
   /** Still unknown. */
   readonly unknown: readonly UnknownCommit[];
   readonly reported: Reported | undefined;
 }
 
 export function settleUnknownCommits(input: SettleInput): Settled {
-  const { epoch, leaseVersion, upTo, agents, board } = input;
+  const { epoch, leaseVersion, upTo, agents, board, index } = input;
   let reported = input.reported !== undefined && input.reported.epoch < epoch ? undefined : input.reported;
   const applied: AppliedSweep[] = [];
   const refused: UnknownCommit[] = [];
+  const undetermined: UnknownCommit[] = [];
   const unknown: UnknownCommit[] = [];
   for (const commit of [...input.unknown].sort((a, b) => a.seq - b.seq)) {
     if (commit.epoch < epoch) {
-      refused.push(commit);
+      (hasDurableWitness(commit) ? refused : undetermined).push(commit);
       continue;
     }
     if (commit.epoch > epoch || commit.seq > upTo) {
       unknown.push(commit);
       continue;
     }
-    if (commitVisible(commit, reported ?? emptyReported(epoch), agents, board)) {
+    if (commitVisible(commit, agents, board, index)) {
       const recorded = recordApplied(reported, commit, true);
       reported = recorded.reported;
       applied.push(recorded.applied);
     } else if (commit.leaseVersion !== leaseVersion) {
-      refused.push(commit);
+      (hasDurableWitness(commit) ? refused : undetermined).push(commit);
     } else {
       unknown.push(commit);
     }
   }
-  // With nothing left to settle at this epoch, forget what no later commit can collide with: agent incarnations that
-  // are no longer current (or no longer read) and requeues a task has moved past.
-  if (reported !== undefined && unknown.every((c) => c.epoch !== reported!.epoch)) reported = prune(reported, agents, board);
-  return { applied, refused, unknown, reported };
+  // With nothing left to settle at this epoch, forget agent incarnations that are no longer current (or no longer read).
+  if (reported !== undefined && unknown.every((c) => c.epoch !== reported!.epoch)) reported = prune(reported, agents);
+  return { applied, refused, undetermined, unknown, reported };
 }
 
-function prune(reported: Reported, agents: readonly AgentRecord[], board: TaskBoard | undefined): Reported {
+function prune(reported: Reported, agents: readonly AgentRecord[]): Reported {
   const current = new Set(agents.map((a) => agentKey(a.id, a.incarnation)));
-  const tasks = board?.tasks ?? {};
-  const live = new Set(Object.values(tasks).map((t) => requeueKey(t.id, t.requeues)));
-  return {
-    epoch: reported.epoch,
-    marked: new Set([...reported.marked].filter((k) => current.has(k))),
-    requeued: new Set([...reported.requeued].filter((k) => live.has(k))),
-    respawned: new Set([...reported.respawned].filter((k) => current.has(k))),
-  };
+  return { epoch: reported.epoch, respawned: new Set([...reported.respawned].filter((k) => current.has(k))) };
 }

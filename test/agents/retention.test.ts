@@ -118,7 +118,7 @@ describe('retention of agents that are not coming back', () => {
     // lease check-op first, the retired agent checked at the version read, the index written at the version read
     expect(held[0]![0]).toEqual({ key: leaseKey('t'), expectedVersion: expect.any(String) });
     expect(held[0]).toContainEqual({ key: 'fenced-leader/t/agents/a1', expectedVersion: expect.any(String) });
-    expect(held[0]).toContainEqual({ key: 'fenced-leader/t/agents', expectedVersion: expect.any(String), value: { ids: [] } });
+    expect(held[0]).toContainEqual({ key: 'fenced-leader/t/agents', expectedVersion: expect.any(String), value: { ids: [], commit: expect.stringMatching(/^o1\/1\/\d+$/) } });
     await world.run(500, 10);
     expect(indexIds(world)).toEqual(['a1']);
     expect(o1.metrics().retiredAgents).toBe(0);
