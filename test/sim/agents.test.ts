@@ -305,7 +305,7 @@ describe('mutants and real bugs are caught', () => {
 
   it('the inverted retirement (review finding: every other agent dropped from the index) is caught at the commit and, where an idle agent stays dropped, at the end', async () => {
     const caught = new Map<string, string>();
-    for (let seed = 1; seed <= 12 && caught.size < 2; seed++) {
+    for (let seed = 1; seed <= 60 && caught.size < 2; seed++) {
       const r = await simulateAgents(generateScenario(seed, { agents: 3, durationMs: 30_000 }), { traceStore: false, mutants: invertedRetirement });
       for (const v of r.violations) if (!v.expected && !caught.has(v.checker)) caught.set(v.checker, `seed ${seed}: ${v.message}`);
     }
