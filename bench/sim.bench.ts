@@ -77,35 +77,29 @@ function replay(scenario: Scenario, events: readonly MachineEvent[]): { ms: numb
     actors.set(`${node}#${incarnation}`, entry);
     return entry;
   };
-  let transitions = 0;
+  const feed = (after?: (entry: { actor: ReturnType<typeof createActor>; path: string }) => void) => {
+    actors.clear();
+    for (const e of events) {
+      const key = `${e.node}#${e.incarnation}`;
+      const entry = actors.get(key) ?? start(e.node, e.incarnation);
+      entry.clock.at = e.now;
+      entry.clock.wall = e.wallNow;
+      if (e.event.type === 'xstate.init') entry.actor.start();
+      else entry.actor.send(e.event as any);
+      after?.(entry);
+    }
+    for (const entry of actors.values()) entry.actor.stop();
+  };
   const t0 = performance.now();
-  for (const e of events) {
-    const key = `${e.node}#${e.incarnation}`;
-    let entry = actors.get(key);
-    entry ??= start(e.node, e.incarnation);
-    entry.clock.at = e.now;
-    entry.clock.wall = e.wallNow;
-    if (e.event.type === 'xstate.init') entry.actor.start();
-    else entry.actor.send(e.event as any);
-  }
+  feed();
   const ms = performance.now() - t0;
-  for (const entry of actors.values()) entry.actor.stop();
   // Validation pass (untimed): the same sequence must give the simulation's number of state changes.
-  actors.clear();
-  for (const e of events) {
-    const key = `${e.node}#${e.incarnation}`;
-    let entry = actors.get(key);
-    entry ??= start(e.node, e.incarnation);
-    entry.clock.at = e.now;
-    entry.clock.wall = e.wallNow;
-    if (e.event.type === 'xstate.init') entry.actor.start();
-    else entry.actor.send(e.event as any);
-    const snapshot = entry.actor.getSnapshot() as { value: unknown };
-    const path = JSON.stringify(snapshot.value);
+  let transitions = 0;
+  feed((entry) => {
+    const path = JSON.stringify((entry.actor.getSnapshot() as { value: unknown }).value);
     if (path !== entry.path) transitions++;
     entry.path = path;
-  }
-  for (const entry of actors.values()) entry.actor.stop();
+  });
   return { ms, transitions };
 }
 
