@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { createActor } from 'xstate';
+import { createStoreActors } from '../src/adapters/createStoreActors.js';
 import type { CallOptions, Json, StoreEntry } from '../src/adapters/LeaseStore.js';
 import { MemoryLeaseStore } from '../src/adapters/MemoryLeaseStore.js';
 import { createElector } from '../src/createElector.js';
+import { silentLogger } from '../src/logger.js';
+import { electionMachine } from '../src/machines/electionMachine.js';
 import { leaseKey } from '../src/machines/leaseRecord.js';
 import { TestClock } from '../src/TestClock.js';
 
@@ -51,5 +55,32 @@ describe('the elector store actor', () => {
       expect(signal.aborted).toBe(false);
     }
     await elector.stop();
+  });
+});
+
+describe('electionMachine with createStoreActors, without createElector', () => {
+  it('runs as the README says: provide the leaseStore actor, start, lead, renew', async () => {
+    const clock = new TestClock();
+    const store = new MemoryLeaseStore();
+    const actor = createActor(electionMachine.provide({ actors: createStoreActors(store) }), {
+      clock,
+      input: {
+        election: 'bare',
+        nodeId: 'n1',
+        key: leaseKey('bare'),
+        timing: { leaseDurationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 200, maxDriftRate: 0.01, requestTimeoutMs: 200 },
+        onStale: 'rejoin',
+        trustStoreClock: false,
+        clock,
+        logger: silentLogger,
+      },
+    }).start();
+    await clock.advance(0);
+    expect(actor.getSnapshot().matches('leader')).toBe(true);
+    expect(actor.getSnapshot().context.epoch).toBe(1);
+    await clock.advance(1000);
+    expect(actor.getSnapshot().matches('leader')).toBe(true);
+    expect((store.readSync(leaseKey('bare'))!.value as { renewals: number }).renewals).toBeGreaterThanOrEqual(4);
+    actor.stop();
   });
 });
