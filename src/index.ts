@@ -4,7 +4,7 @@ export type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreE
 export type { PostgresLeaseStoreOptions } from './adapters/PostgresLeaseStore.js';
 export type { RedisLeaseStoreOptions } from './adapters/RedisLeaseStore.js';
 export type { Agent, AgentLifecycle, AgentOptions } from './agents/agent.js';
-export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Liveness, NewTask, RespawnPolicy, RespawnRequest, RetentionPolicy, SweepInput, SweepPlan, VersionedAgent } from './agents/logic.js';
+export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Liveness, NewTask, ReservationObservation, Reservations, RespawnPolicy, RespawnRequest, RetentionPolicy, SweepInput, SweepPlan, VersionedAgent } from './agents/logic.js';
 export type { OrchestratorState } from './agents/orchestratorState.js';
 export type { AgentSession, ClaimedTask, RegisterOptions, VersionedBoard, VersionedLease } from './agents/registry.js';
 export type { AgentKeys, AgentRecord, AgentState, HandoffNote, HandoffReason, StaleMark, TaskBoard, TaskRecord, TaskState } from './agents/schema.js';
@@ -64,7 +64,7 @@ export {
   UnknownAgentError,
   UnknownTaskError,
 } from './agents/errors.js';
-export { claimNext, completeTask, judgeAgent, nextSweepDelay, observeAgents, planSweep } from './agents/logic.js';
+export { claimNext, completeTask, judgeAgent, nextSweepDelay, observeAgents, observeReservations, planSweep, reservationExpired } from './agents/logic.js';
 export { orchestratorStateFrom, orchestratorStateSchema, readOrchestratorState } from './agents/orchestratorState.js';
 export { AgentRegistry } from './agents/registry.js';
 export { agentKeys, agentRecordSchema, handoffNoteSchema, taskBoardSchema, taskRecordSchema } from './agents/schema.js';

@@ -9,8 +9,8 @@ export {
   UnknownAgentError,
   UnknownTaskError,
 } from './errors.js';
-export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Liveness, NewTask, RespawnPolicy, RespawnRequest, RetentionPolicy, SweepInput, SweepPlan, VersionedAgent } from './logic.js';
-export { claimNext, completeTask, judgeAgent, nextSweepDelay, observeAgents, planSweep, respawnWanted, unknownClaimsOf } from './logic.js';
+export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Liveness, NewTask, ReservationObservation, Reservations, RespawnPolicy, RespawnRequest, RetentionPolicy, SweepInput, SweepPlan, VersionedAgent } from './logic.js';
+export { claimNext, completeTask, judgeAgent, nextSweepDelay, observeAgents, observeReservations, planSweep, reservationExpired, respawnWanted, unknownClaimsOf } from './logic.js';
 export type { OrchestratorState } from './orchestratorState.js';
 export { orchestratorStateFrom, orchestratorStateSchema, readOrchestratorState } from './orchestratorState.js';
 export type { AgentSession, ClaimedTask, RegisterOptions, VersionedBoard, VersionedLease } from './registry.js';

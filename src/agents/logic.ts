@@ -76,8 +76,18 @@ export function judgeAgent(agent: AgentRecord, observation: AgentObservation | u
   return silentForMs(observation, now) >= staleAfterMs ? 'stale' : 'active';
 }
 
-/** When the next sweep is worth running: at the earliest moment an active agent could turn stale, at most `intervalMs`. */
-export function nextSweepDelay(liveness: Liveness, agents: readonly AgentRecord[], now: number, staleAfterMs: number, intervalMs: number): number {
+/**
+ * When the next sweep is worth running: at the earliest moment an active agent could turn stale or a reservation
+ * this observer remembers could expire (see `Reservations`), at most `intervalMs`.
+ */
+export function nextSweepDelay(
+  liveness: Liveness,
+  agents: readonly AgentRecord[],
+  now: number,
+  staleAfterMs: number,
+  intervalMs: number,
+  reservations: Reservations = new Map(),
+): number {
   let delay = intervalMs;
   for (const agent of agents) {
     if (agent.state !== 'active') continue;
@@ -85,7 +95,53 @@ export function nextSweepDelay(liveness: Liveness, agents: readonly AgentRecord[
     if (!seen) continue;
     delay = Math.min(delay, seen.firstSeenAt + staleAfterMs - now);
   }
+  for (const seen of reservations.values()) delay = Math.min(delay, seen.firstSeenAt + staleAfterMs - now);
   return Math.max(1, Math.ceil(delay));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reservations, timed like liveness on the observer's own monotonic clock
+
+/**
+ * One reservation as this observer first saw it: a queued task reserved (`assignee`) for a handoff target. Its
+ * identity is (task id, assignee, the task's `requeues`): every requeue raises `requeues`, so a later reservation of
+ * the same task, even for the same target, is a new one and its time starts again.
+ */
+export interface ReservationObservation {
+  readonly assignee: string;
+  readonly requeues: number;
+  /** Observer's monotonic time when it first saw this reservation. */
+  readonly firstSeenAt: number;
+}
+
+/** By task id: the reservations on the board as last read, each with when this observer first saw it. */
+export type Reservations = ReadonlyMap<string, ReservationObservation>;
+
+/**
+ * Folds one read of the board into what this observer knows of its reservations, like `observeAgents` does with
+ * heartbeats: a reservation seen before keeps its first-seen time, a new one starts at `now`, and one no longer on
+ * the board (claimed, dropped, the task gone) is forgotten.
+ */
+export function observeReservations(previous: Reservations, board: TaskBoard | undefined, now: number): Map<string, ReservationObservation> {
+  const next = new Map<string, ReservationObservation>();
+  for (const task of Object.values(board?.tasks ?? {})) {
+    if (task.state !== 'queued' || task.assignee === null) continue;
+    const seen = previous.get(task.id);
+    if (seen && seen.assignee === task.assignee && seen.requeues === task.requeues) next.set(task.id, seen);
+    else next.set(task.id, { assignee: task.assignee, requeues: task.requeues, firstSeenAt: now });
+  }
+  return next;
+}
+
+/**
+ * Whether `task`'s reservation has expired: this observer first saw this very reservation at least `staleAfterMs`
+ * ago — its target had as long to claim it as an agent has to heartbeat. A reservation never observed does not
+ * expire (a new leader starts counting when it first reads it: a later expiry, never an earlier one).
+ */
+export function reservationExpired(task: TaskRecord, observation: ReservationObservation | undefined, now: number, staleAfterMs: number): boolean {
+  if (task.state !== 'queued' || task.assignee === null || !observation) return false;
+  if (observation.assignee !== task.assignee || observation.requeues !== task.requeues) return false;
+  return now - observation.firstSeenAt >= staleAfterMs;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -251,6 +307,11 @@ export interface SweepInput {
   readonly commit?: string | undefined;
   readonly staleAfterMs: number;
   readonly liveness: Liveness;
+  /**
+   * When this observer first saw each reservation on the board (see `observeReservations`): one first seen at least
+   * `staleAfterMs` ago is dropped even though its target is active. Default: none known, none expires.
+   */
+  readonly reservations?: Reservations | undefined;
   readonly agents: readonly VersionedAgent[];
   readonly board: TaskBoard | undefined;
   /** Which stale agents the plan asks to respawn (default: every role, only agents whose work this sweep requeued). */
@@ -352,6 +413,12 @@ export interface SweepPlan {
   /** The new board, when any task moved. */
   readonly board: TaskBoard | undefined;
   readonly requeued: ReadonlyArray<{ readonly taskId: string; readonly from: string; readonly handoff: HandoffNote }>;
+  /**
+   * Reservations the plan drops because they expired (first seen `staleAfterMs` ago, target still active): the task
+   * goes back to any agent, its handoff note kept. (Reservations for a target that is not active are dropped too, but
+   * not listed here.)
+   */
+  readonly expired: ReadonlyArray<{ readonly taskId: string; readonly assignee: string }>;
   readonly respawns: readonly RespawnRequest[];
   /** Agents removed from the index (see `RetentionPolicy`); each also has a check in `agentChecks`. */
   readonly retired: readonly string[];
@@ -368,7 +435,9 @@ export function isEmptyPlan(plan: SweepPlan): boolean {
 /**
  * What a leader's sweep should write: mark silent agents stale, requeue every task claimed by an agent that is not
  * active (just marked, earlier marked, deregistered or unknown), and drop reservations for agents that are not
- * active. The caller writes it all in one commit conditioned on the lease version.
+ * active or that expired (`reservationExpired`: a live target that never claims — one whose claim filter excludes
+ * the task's kind — would otherwise block the task forever). The caller writes it all in one commit conditioned on
+ * the lease version, and on the board version read (so a target that claims its task meanwhile refuses the drop).
  */
 export function planSweep(input: SweepInput): SweepPlan {
   const { leader, now, at, staleAfterMs, liveness } = input;
@@ -396,6 +465,7 @@ export function planSweep(input: SweepInput): SweepPlan {
   let board = input.board;
   let boardChanged = false;
   const requeued: Array<{ taskId: string; from: string; handoff: HandoffNote }> = [];
+  const expired: Array<{ taskId: string; assignee: string }> = [];
   const requeuedBy = new Map<string, string[]>();
   const notes = new Map<string, HandoffNote>();
 
@@ -421,6 +491,12 @@ export function planSweep(input: SweepInput): SweepPlan {
       } else if (task.state === 'queued' && task.assignee !== null && !isActive(task.assignee)) {
         tasks[task.id] = { ...task, assignee: null };
         reliedOn.add(task.assignee);
+        boardChanged = true;
+      } else if (reservationExpired(task, input.reservations?.get(task.id), now, staleAfterMs)) {
+        // The target is active but did not claim in time. Nothing about it is relied on (no agent check: it
+        // heartbeats); a claim of the task by it since the read moved the board, whose version the commit checks.
+        tasks[task.id] = { ...task, assignee: null };
+        expired.push({ taskId: task.id, assignee: task.assignee! });
         boardChanged = true;
       }
     }
@@ -481,5 +557,5 @@ export function planSweep(input: SweepInput): SweepPlan {
   const written = new Set(agentWrites.map((w) => w.id));
   const agentChecks = boardChanged || index ? [...reliedOn].filter((id) => !written.has(id)).map((id) => ({ id, expectedVersion: versionOf.get(id) ?? null })) : [];
 
-  return { commit: input.commit, agentWrites, agentChecks, board: boardChanged ? board : undefined, requeued, respawns, retired, index };
+  return { commit: input.commit, agentWrites, agentChecks, board: boardChanged ? board : undefined, requeued, expired, respawns, retired, index };
 }

@@ -18,12 +18,32 @@
  * `StoreTimeoutError` otherwise); a commit cut short has an unknown outcome, settled as above. A sweep therefore
  * never outlives the leadership it runs under by more than the store takes to honour an abort, and a store call that
  * never answers no longer holds the sweep loop.
+ *
+ * Reservations expire. The sweeper remembers, on its own clock, when it first saw each reservation on the board
+ * (`observeReservations`: task, assignee, the task's requeue count) and the plan drops one first seen
+ * `staleAfterMs` ago (`reservationExpired`), so a live target that never claims the task — its claim filter
+ * excludes the kind — does not block it forever. The memory is kept from every board read of a sweep and from the
+ * board each applied commit wrote (a reservation it creates counts from the commit's reply), and across leadership
+ * terms of this node; followers do not read the board, so a node that first leads counts from its first sweep's
+ * read: after a failover a reservation lasts at most `staleAfterMs` longer, never less.
  */
 import type { CallOptions, CommitOp, Json } from '../adapters/LeaseStore.js';
 import { type ElectionClock, wallIso } from '../clock.js';
 import { CasMismatchError, NotLeaderError, StoreTimeoutError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { isEmptyPlan, type Liveness, nextSweepDelay, observeAgents, planSweep, type RespawnPolicy, type RetentionPolicy, type SweepPlan, type VersionedAgent } from './logic.js';
+import {
+  isEmptyPlan,
+  type Liveness,
+  nextSweepDelay,
+  observeAgents,
+  observeReservations,
+  planSweep,
+  type Reservations,
+  type RespawnPolicy,
+  type RetentionPolicy,
+  type SweepPlan,
+  type VersionedAgent,
+} from './logic.js';
 import { type AgentRegistry, MAX_ATTEMPTS, type StoreCall } from './registry.js';
 import type { AgentIndex, AgentRecord, TaskBoard } from './schema.js';
 import { type AppliedSweep, type Reported, recordApplied, type SentCommit, settleUnknownCommits, type UnknownCommit } from './unknownCommits.js';
@@ -117,6 +137,8 @@ class SweepAborted extends Error {
 
 export class Sweeper {
   private liveness: Liveness = new Map();
+  /** When this node first saw each reservation on the board (see the module comment). */
+  private reservations: Reservations = new Map();
   private lastAgents: readonly VersionedAgent[] = [];
   private readonly logger: Logger;
   /** Commits whose outcome is unknown, until a later sweep settles them. */
@@ -210,6 +232,11 @@ export class Sweeper {
     return this.liveness;
   }
 
+  /** What this node knows of the board's reservations: when it first saw each, on its own clock. */
+  reservationObservations(): Reservations {
+    return this.reservations;
+  }
+
   agents(): readonly VersionedAgent[] {
     return this.lastAgents;
   }
@@ -285,6 +312,7 @@ export class Sweeper {
       const { agents, index, indexVersion } = await registry.readIndexedAgents(via);
       const { board, version: boardVersion } = await registry.readBoard(via);
       this.fold(agents);
+      this.reservations = observeReservations(this.reservations, boardVersion === null ? undefined : board, clock.now());
       // Holders and assignees the index does not list (retired, or left unindexed by an older version): read their
       // records, so the commit checks them at their real versions instead of "absent".
       const listed = new Set(agents.map((a) => a.record.id));
@@ -306,6 +334,7 @@ export class Sweeper {
         at: wallIso(clock),
         staleAfterMs,
         liveness: this.liveness,
+        reservations: this.reservations,
         agents,
         board: boardVersion === null ? undefined : board,
         respawn: this.options.respawn,
@@ -345,6 +374,9 @@ export class Sweeper {
         lastConflict = err.key;
         continue;
       }
+      // The board as written: a reservation this commit dropped is forgotten, one it created counts from now (it
+      // existed by the time the reply came, so its target gets at least `staleAfterMs`).
+      if (plan.board) this.reservations = observeReservations(this.reservations, plan.board, clock.now());
       this.applied(sent, false);
       return this.report({ kind: 'applied', plan, epoch, attempts: attempt });
     }
@@ -398,6 +430,7 @@ export class Sweeper {
       commit: plan.commit,
       stale: plan.agentWrites.map((w) => w.id),
       requeued: plan.requeued.map((r) => r.taskId),
+      ...(plan.expired.length > 0 ? { expiredReservations: plan.expired.map((e) => `${e.taskId}:${e.assignee}`) } : {}),
       retired: plan.retired,
     };
   }
@@ -445,6 +478,7 @@ export class Sweeper {
         clock.now(),
         staleAfterMs,
         sweepIntervalMs,
+        this.reservations,
       );
       const delay = failures === 0 ? due : Math.max(due, failureBackoff(failures, sweepIntervalMs));
       await sleep(clock, delay, signal);

@@ -3,7 +3,8 @@
  * does not version-check it: a live target heart-beats, and each heartbeat changes its version, so a check would
  * refuse every sweep attempt whose read-to-commit window a heartbeat falls in — and hold up every stale mark and
  * requeue of that sweep for as long as the target lives. (A target gone by the commit loses its reservation at the
- * next sweep: see sweepRace.test.ts.)
+ * next sweep: see sweepRace.test.ts; one that stays but never claims loses it staleAfterMs after it was made: see
+ * reservationExpiry.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../src/adapters/LeaseStore.js';
@@ -103,13 +104,17 @@ describe('the same with real heartbeat timers and a store ~10 ms away', () => {
       const direct = new AgentRegistry(shared, ELECTION, clock);
       const registry = new AgentRegistry(new SlowLink(shared, clock, 10), ELECTION, clock);
       const outcomes: string[] = [];
+      const expired: string[] = [];
       const sweeper = new Sweeper({
         registry,
         clock,
         nodeId: 'o1',
         staleAfterMs: STALE_AFTER,
         sweepIntervalMs: 200,
-        onOutcome: (o) => outcomes.push(o.kind === 'rejected' ? `rejected:${o.reason}` : o.kind),
+        onOutcome: (o) => {
+          outcomes.push(o.kind === 'rejected' ? `rejected:${o.reason}` : o.kind);
+          if (o.kind === 'applied') expired.push(...o.plan.expired.map((e) => `${e.taskId}:${e.assignee}`));
+        },
       });
       // Twelve live workers heart-beating every 100 ms (a sweep reads ~15 keys: ~150 ms from reading w0 to committing).
       const workers = Array.from({ length: 12 }, (_, i) => createAgent({ id: `w${i}`, election: ELECTION, store: shared, clock, heartbeatIntervalMs: 100 }));
@@ -128,7 +133,10 @@ describe('the same with real heartbeat timers and a store ~10 ms away', () => {
       expect(outcomes).toContain('applied');
       expect(outcomes.filter((o) => o.startsWith('rejected'))).toEqual([]);
       expect((await direct.readAgent('x'))!.record.state).toBe('stale');
-      expect((await direct.readBoard()).board.tasks.t1).toMatchObject({ state: 'queued', assignee: withHandoff ? 'w0' : null });
+      // w0 never claims (these workers only heart-beat): its reservation expired staleAfterMs after it was made, in
+      // a sweep no heartbeat refused either; the note still names it.
+      expect(expired).toEqual(withHandoff ? ['t1:w0'] : []);
+      expect((await direct.readBoard()).board.tasks.t1).toMatchObject({ state: 'queued', assignee: null, handoff: { from: 'x', to: withHandoff ? 'w0' : null } });
     });
   }
 });

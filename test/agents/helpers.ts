@@ -2,6 +2,7 @@ import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../
 import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
 import { type Agent, createAgent } from '../../src/agents/agent.js';
 import { StaleClaimError } from '../../src/agents/errors.js';
+import type { ClaimFilter } from '../../src/agents/logic.js';
 import { type Coordinator, type CoordinatorOptions, createCoordinator } from '../../src/createCoordinator.js';
 import { TestClock } from '../../src/TestClock.js';
 import { FaultyLink } from '../helpers/faultyStore.js';
@@ -58,6 +59,8 @@ export class Worker {
     private readonly workMs: number,
     private readonly concurrency = 1,
     role = 'builder',
+    /** What `claim()` asks for (default: any kind). */
+    public filter: ClaimFilter = {},
   ) {
     this.link = new FaultyLink(world.store);
     this.agent = createAgent({ id, election: 't', role, capabilities: ['build'], store: this.link, clock: world.clock, heartbeatIntervalMs: HEARTBEAT });
@@ -79,7 +82,7 @@ export class Worker {
       }
     }
     while (this.inFlight.size < this.concurrency) {
-      const claimed = await this.agent.claim().catch(() => undefined);
+      const claimed = await this.agent.claim(this.filter).catch(() => undefined);
       if (!claimed) break;
       this.inFlight.set(claimed.task.id, { token: claimed.claimToken, doneAt: now + this.workMs });
     }
@@ -113,8 +116,8 @@ export class World {
     return c;
   }
 
-  worker(id: string, workMs = 300, concurrency = 1, role = 'builder'): Worker {
-    const w = new Worker(id, this, workMs, concurrency, role);
+  worker(id: string, workMs = 300, concurrency = 1, role = 'builder', filter: ClaimFilter = {}): Worker {
+    const w = new Worker(id, this, workMs, concurrency, role, filter);
     this.workers.push(w);
     return w;
   }
