@@ -14,18 +14,13 @@ import { AgentRegistry } from '../../src/agents/registry.js';
 import { Sweeper } from '../../src/agents/sweeper.js';
 import { leaseKey } from '../../src/machines/leaseRecord.js';
 import { TestClock } from '../../src/TestClock.js';
-import { InterleavingStore, tasks } from './helpers.js';
+import { InterleavingStore, sweepRig, tasks } from './helpers.js';
 
 const ELECTION = 's';
 const STALE_AFTER = 600;
 
 async function setup(withHandoff: boolean) {
-  const clock = new TestClock();
-  const shared = new MemoryLeaseStore();
-  shared.commitSync([{ key: leaseKey(ELECTION), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 600_000, renewals: 0 } }]);
-  const agentSide = new AgentRegistry(shared, ELECTION, clock);
-  const link = new InterleavingStore(shared);
-  const registry = new AgentRegistry(link, ELECTION, clock);
+  const { clock, agentSide, link, registry } = sweepRig(ELECTION, (store) => new InterleavingStore(store));
   const sweeper = new Sweeper({ registry, clock, nodeId: 'o1', staleAfterMs: STALE_AFTER, sweepIntervalMs: 200 });
   for (const id of ['x', 'y']) await agentSide.register({ id, role: 'builder', capabilities: [] });
   await agentSide.submitTasks(tasks(1));

@@ -4,20 +4,11 @@
  * sweep drops the reservation, another agent claims it, and it is completed exactly once (old token refused).
  */
 import { expect, it } from 'vitest';
-import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
-import { AgentRegistry } from '../../src/agents/registry.js';
 import { Sweeper } from '../../src/agents/sweeper.js';
-import { leaseKey } from '../../src/machines/leaseRecord.js';
-import { TestClock } from '../../src/TestClock.js';
-import { InterleavingStore, tasks } from './helpers.js';
+import { InterleavingStore, sweepRig, tasks } from './helpers.js';
 
 it('a reservation for a target gone by the commit is dropped by the next sweep; the task completes once', async () => {
-  const clock = new TestClock();
-  const shared = new MemoryLeaseStore();
-  shared.commitSync([{ key: leaseKey('s'), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 600_000, renewals: 0 } }]);
-  const agentSide = new AgentRegistry(shared, 's', clock);
-  const link = new InterleavingStore(shared);
-  const registry = new AgentRegistry(link, 's', clock);
+  const { clock, agentSide, link, registry } = sweepRig('s', (store) => new InterleavingStore(store));
   const sweeper = new Sweeper({ registry, clock, nodeId: 'o1', staleAfterMs: 600, sweepIntervalMs: 200, retention: { goneMs: 1, staleMs: null } });
   for (const id of ['x', 'y', 'z']) await agentSide.register({ id, role: 'builder', capabilities: [] });
   await agentSide.submitTasks(tasks(1));

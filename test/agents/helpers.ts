@@ -3,7 +3,9 @@ import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
 import { type Agent, createAgent } from '../../src/agents/agent.js';
 import { StaleClaimError } from '../../src/agents/errors.js';
 import type { ClaimFilter } from '../../src/agents/logic.js';
+import { AgentRegistry } from '../../src/agents/registry.js';
 import { type Coordinator, type CoordinatorOptions, createCoordinator } from '../../src/createCoordinator.js';
+import { leaseKey } from '../../src/machines/leaseRecord.js';
 import { TestClock } from '../../src/TestClock.js';
 import { FaultyLink } from '../helpers/faultyStore.js';
 
@@ -184,4 +186,18 @@ export class InterleavingStore implements LeaseStore {
     return this.inner.commit(ops, options);
   }
   async close(): Promise<void> {}
+}
+
+/**
+ * The sweep-race rig: a shared memory store in which o1 holds the lease at epoch 1, an agent-side registry on it, and
+ * the sweeper-side registry through `wrap(shared)` (a link that interleaves or fails calls).
+ */
+export function sweepRig<L extends LeaseStore>(election: string, wrap: (shared: MemoryLeaseStore) => L, leaseDurationMs = 600_000) {
+  const clock = new TestClock();
+  const shared = new MemoryLeaseStore();
+  shared.commitSync([{ key: leaseKey(election), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs, renewals: 0 } }]);
+  const agentSide = new AgentRegistry(shared, election, clock);
+  const link = wrap(shared);
+  const registry = new AgentRegistry(link, election, clock);
+  return { clock, shared, agentSide, link, registry };
 }

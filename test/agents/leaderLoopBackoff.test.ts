@@ -8,11 +8,9 @@
  */
 import { expect, it } from 'vitest';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../../src/adapters/LeaseStore.js';
-import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
-import { AgentRegistry } from '../../src/agents/registry.js';
+import type { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
 import { failureBackoff, Sweeper } from '../../src/agents/sweeper.js';
-import { leaseKey } from '../../src/machines/leaseRecord.js';
-import { TestClock } from '../../src/TestClock.js';
+import { sweepRig } from './helpers.js';
 
 class BoardDown implements LeaseStore {
   readonly kind = 'board-down';
@@ -44,12 +42,7 @@ it('failureBackoff doubles from an eighth of the interval up to the interval', (
 });
 
 it('a sweep that fails fast while an agent is overdue does not retry every millisecond', async () => {
-  const clock = new TestClock();
-  const shared = new MemoryLeaseStore();
-  shared.commitSync([{ key: leaseKey('s'), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 600_000, renewals: 0 } }]);
-  const agentSide = new AgentRegistry(shared, 's', clock);
-  const link = new BoardDown(shared);
-  const registry = new AgentRegistry(link, 's', clock);
+  const { clock, agentSide, link, registry } = sweepRig('s', (store) => new BoardDown(store));
   let warnings = 0;
   const logger = { debug() {}, info() {}, warn() { warnings++; }, error() {}, child() { return logger; } } as never;
   const sweeper = new Sweeper({ registry, clock, nodeId: 'o1', staleAfterMs: 600, sweepIntervalMs: 200, logger });
@@ -69,12 +62,7 @@ it('a sweep that fails fast while an agent is overdue does not retry every milli
 });
 
 it('after the fault, the next sweep marks the overdue agent (within one interval)', async () => {
-  const clock = new TestClock();
-  const shared = new MemoryLeaseStore();
-  shared.commitSync([{ key: leaseKey('s'), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 600_000, renewals: 0 } }]);
-  const agentSide = new AgentRegistry(shared, 's', clock);
-  const link = new BoardDown(shared);
-  const registry = new AgentRegistry(link, 's', clock);
+  const { clock, agentSide, link, registry } = sweepRig('s', (store) => new BoardDown(store));
   const sweeper = new Sweeper({ registry, clock, nodeId: 'o1', staleAfterMs: 600, sweepIntervalMs: 200 });
   await agentSide.register({ id: 'x', role: 'builder', capabilities: [] });
   await sweeper.observe();

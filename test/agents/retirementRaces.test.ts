@@ -3,12 +3,9 @@
  * a retiring sweep is between its read and commit, and two sweeps of the same leader (sweepNow + loop) retiring.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
-import { AgentRegistry } from '../../src/agents/registry.js';
 import { Sweeper } from '../../src/agents/sweeper.js';
-import { leaseKey } from '../../src/machines/leaseRecord.js';
-import { TestClock } from '../../src/TestClock.js';
 import { InterleavingStore, STALE_AFTER, tasks, World } from '../agents/helpers.js';
+import { sweepRig } from './helpers.js';
 
 const retention = { goneMs: 2000, staleMs: 3000 };
 const indexIds = (world: World) => ((world.shared.readSync('fenced-leader/t/agents')?.value as { ids: string[] } | undefined)?.ids ?? []).slice().sort();
@@ -44,12 +41,7 @@ describe('retirement races', () => {
   });
 
   it('a brand-new agent registering between a retiring sweep read and its commit stays indexed', async () => {
-    const clock = new TestClock();
-    const shared = new MemoryLeaseStore();
-    shared.commitSync([{ key: leaseKey('s'), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 60_000, renewals: 0 } }]);
-    const agentSide = new AgentRegistry(shared, 's', clock);
-    const link = new InterleavingStore(shared);
-    const registry = new AgentRegistry(link, 's', clock);
+    const { clock, shared, agentSide, link, registry } = sweepRig('s', (store) => new InterleavingStore(store), 60_000);
     const sweeper = new Sweeper({ registry, clock, nodeId: 'o1', staleAfterMs: STALE_AFTER, sweepIntervalMs: 200, retention: { goneMs: 1000, staleMs: 2000 } });
     await agentSide.register({ id: 'x', role: 'b', capabilities: [] });
     await agentSide.deregister('x');

@@ -10,7 +10,7 @@ import { AgentRegistry } from '../../src/agents/registry.js';
 import { Sweeper } from '../../src/agents/sweeper.js';
 import { leaseKey } from '../../src/machines/leaseRecord.js';
 import { TestClock } from '../../src/TestClock.js';
-import { InterleavingStore, tasks } from './helpers.js';
+import { InterleavingStore, sweepRig, tasks } from './helpers.js';
 
 const ELECTION = 's';
 const STALE_AFTER = 600;
@@ -18,12 +18,7 @@ const STALE_AFTER = 600;
 
 describe('sweep commit checks the agents its requeues relied on', () => {
   it('does not requeue a task claimed by an agent that re-registered after the sweep read it as stale', async () => {
-    const clock = new TestClock();
-    const shared = new MemoryLeaseStore();
-    shared.commitSync([{ key: leaseKey(ELECTION), expectedVersion: null, value: { holder: 'o1', epoch: 1, leaseDurationMs: 60_000, renewals: 0 } }]);
-    const agentSide = new AgentRegistry(shared, ELECTION, clock);
-    const link = new InterleavingStore(shared);
-    const registry = new AgentRegistry(link, ELECTION, clock);
+    const { clock, agentSide, link, registry } = sweepRig(ELECTION, (store) => new InterleavingStore(store), 60_000);
     const commits: CommitOp[][] = [];
     const sweeper = new Sweeper({
       registry,
