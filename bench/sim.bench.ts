@@ -1,7 +1,7 @@
 // Simulator throughput (scenarios per minute on worker threads) and overhead (wall time per simulated machine
 // transition ÷ a bare XState send on the same machine), measured in the same run.
 import { availableParallelism } from 'node:os';
-import { createActor, fromCallback } from 'xstate';
+import { createActor, fromCallback, setup } from 'xstate';
 import { runCampaign } from '../sim/campaign.js';
 import { generateScenario, requestTimeout, type Scenario } from '../sim/scenario.js';
 import { simulate } from '../sim/simulator.js';
@@ -45,6 +45,21 @@ function bareDriver(): { drive(n: number): number; stop(): void } {
     },
     stop: () => actor.stop(),
   };
+}
+
+/**
+ * XState's own floor: µs per `send` on the cheapest machine there is (two states, one event, no context, no actions,
+ * no timers). No machine run by XState's interpreter can take an event for less, whatever the simulator does.
+ */
+function xstateFloor(sends: number): number {
+  const toggle = setup({}).createMachine({ initial: 'a', states: { a: { on: { GO: 'b' } }, b: { on: { GO: 'a' } } } });
+  const actor = createActor(toggle).start();
+  for (let i = 0; i < 20_000; i++) actor.send({ type: 'GO' });
+  const t0 = performance.now();
+  for (let i = 0; i < sends; i++) actor.send({ type: 'GO' });
+  const us = ((performance.now() - t0) * 1000) / sends;
+  actor.stop();
+  return us;
 }
 
 interface MachineEvent {
@@ -128,10 +143,12 @@ export async function main(): Promise<void> {
   let replayMs = 0;
   let replayed = 0;
   let replayChecked = true;
+  let machineEvents = 0;
   for (let seed = 100; seed < 100 + runs; seed++) {
     const scenario = generateScenario(seed, DEFAULT);
     const events: MachineEvent[] = [];
     const r = await simulate(scenario, { traceStore: false, onMachineEvent: (node, incarnation, event, now, wallNow) => events.push({ node, incarnation, event, now, wallNow }) });
+    machineEvents += events.length;
     const out = replay(scenario, events);
     replayMs += out.ms;
     replayed += r.transitions;
@@ -153,8 +170,17 @@ export async function main(): Promise<void> {
   );
   console.log(`  against the bare reading ⇄ waiting loop: ${(perTransition / bare).toFixed(2)} interleaved with the scenarios, ${(perTransition / bareAlone).toFixed(2)} run alone afterwards (${bareAlone.toFixed(1)} µs)`);
 
-  // Throughput on all cores.
+  // The ceiling XState alone puts on throughput: every event the scenario's machines take, at the floor price, on
+  // every core, with a simulator that costs nothing.
   const workers = availableParallelism();
+  const floor = xstateFloor(quick ? 50_000 : 500_000);
+  const eventsPerScenario = machineEvents / runs;
+  const ceiling = (workers * 60_000) / ((eventsPerScenario * floor) / 1000);
+  console.log(
+    `XState floor: ${floor.toFixed(2)} µs per send on a two-state toggle machine; the default scenario's machines take ${Math.round(eventsPerScenario)} events, so at that floor, with a free simulator, ${workers} cores give at most ${Math.round(ceiling)} scenarios per minute`,
+  );
+
+  // Throughput on all cores.
   const seeds = Array.from({ length: quick ? 20 : 200 }, (_, i) => 1000 + i);
   const t1 = performance.now();
   await runCampaign({ seeds, generate: DEFAULT, workers });
