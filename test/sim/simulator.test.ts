@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Actor } from 'xstate';
 import { ClockModel } from '../../sim/clock.js';
 import { decodeScenario, encodeScenario } from '../../sim/replayArg.js';
 import { generateScenario, type Scenario } from '../../sim/scenario.js';
@@ -40,6 +41,26 @@ describe('determinism', () => {
     expect(recorded.length).toBeGreaterThan(50);
     expect(recorded).toEqual(inspected.filter((line) => recorded.includes(line)));
     expect(inspected.filter((line) => !recorded.includes(line))).toEqual([]);
+  });
+
+  it('refuses to run blind when an xstate release stops routing snapshots through Actor#update', async () => {
+    // Such a release, imitated: start() takes its first snapshot without calling the instance's own update.
+    const proto = Actor.prototype as unknown as { start(): unknown; update: unknown };
+    const start = proto.start;
+    proto.start = function (this: { update: unknown }) {
+      const own = this.update;
+      this.update = proto.update;
+      try {
+        return start.call(this);
+      } finally {
+        this.update = own;
+      }
+    };
+    try {
+      await expect(simulate(generateScenario(5, { durationMs: 2_000 }))).rejects.toThrow(/saw no initial snapshot/);
+    } finally {
+      proto.start = start;
+    }
   });
 
   it('traces parse with the shared schema', async () => {
