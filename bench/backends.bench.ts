@@ -33,6 +33,7 @@ import pg from 'pg';
 import { percentile } from '../sim/stats.js';
 import { FileLeaseStore } from '../src/adapters/FileLeaseStore.js';
 import type { LeaseStore } from '../src/adapters/LeaseStore.js';
+import { CAS_LUA as REDIS_STORE_CAS } from '../src/adapters/RedisLeaseStore.js';
 import { createElector, type Elector } from '../src/createElector.js';
 import type { LeaseRecord } from '../src/machines/leaseRecord.js';
 import { type BackendName, openStore } from '../test/fixtures/backendStores.js';
@@ -54,6 +55,8 @@ interface Bare {
   write(json: string): Promise<unknown>;
   /** A hand-written compare-version-and-set of `json` (keeps its own version); absent where there is none. */
   cas?(json: string): Promise<unknown>;
+  /** The store's own conditional write, sent by the plain client (what the store adds on top is then its client code). */
+  own?(json: string): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -75,6 +78,9 @@ interface Row {
   renewFreshSignal: Stats;
   bareWrite: Stats;
   handCas: Stats | undefined;
+  ownScript: Stats | undefined;
+  /** renew p50 ÷ baseline p50 within each of BLOCKS consecutive slices of the run: how much the figure moves with load. */
+  blockRatios: { bare: number[]; cas: number[] };
   handoffP50: number;
   handoffMax: number;
   failoverP50: number;
@@ -132,8 +138,16 @@ return 1`,
       )) as string;
       await client.hset(casKey, 'version', '0', 'value', '{}');
       let version = 0;
+      const own = (await client.script('LOAD', REDIS_STORE_CAS)) as string;
+      const ownKey = `fl-bench:${runId}:own`;
+      let ownVersion = (await client.evalsha(own, 2, ownKey, `fl-bench:${runId}:counter`, '0', '', '{}', `fl-bench:${runId}:channel`)) as string;
       return {
         write: (json) => client.set(bareKey, json),
+        own: async (json) => {
+          const reply = await client.evalsha(own, 2, ownKey, `fl-bench:${runId}:counter`, '1', ownVersion, json, `fl-bench:${runId}:channel`);
+          if (typeof reply !== 'string') throw new Error('own script lost');
+          ownVersion = reply;
+        },
         cas: async (json) => {
           if ((await client.evalsha(cas, 1, casKey, String(version), String(version + 1), json)) !== 1) throw new Error('hand CAS lost');
           version++;
@@ -145,7 +159,7 @@ return 1`,
       const admin = new Redis(REDIS_URL);
       const keys = await admin.keys(`fl-test:${runId}:*`);
       if (keys.length > 0) await admin.del(...keys);
-      await admin.del(`fl-bench:${runId}:bare`, `fl-bench:${runId}:cas`);
+      await admin.del(`fl-bench:${runId}:bare`, `fl-bench:${runId}:cas`, `fl-bench:${runId}:own`, `fl-bench:${runId}:counter`);
       await admin.quit();
     },
   );
@@ -227,7 +241,26 @@ return 1`,
   return [redis, postgres, etcd, file];
 }
 
-type Latency = Pick<Row, 'renew' | 'renewFreshSignal' | 'bareWrite' | 'handCas'>;
+type Latency = Pick<Row, 'renew' | 'renewFreshSignal' | 'bareWrite' | 'handCas' | 'ownScript' | 'blockRatios'>;
+const BLOCKS = 5;
+
+function blockRatios(renew: number[], baseline: number[] | undefined): number[] {
+  if (!baseline) return [];
+  const size = Math.floor(renew.length / BLOCKS);
+  return Array.from({ length: BLOCKS }, (_, b) => {
+    const slice = (xs: number[]) => xs.slice(b * size, (b + 1) * size);
+    return quantile(slice(renew), 0.5) / quantile(slice(baseline), 0.5);
+  });
+}
+
+/** A baseline call timed like the renewals: returns its start time once it has settled. */
+function timed(call: (json: string) => Promise<unknown>): (json: string) => Promise<number> {
+  return async (json) => {
+    const t = performance.now();
+    await call(json);
+    return t;
+  };
+}
 
 function stats(samples: number[]): Stats {
   return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99) };
@@ -241,29 +274,33 @@ async function renewalLatency(subject: Subject): Promise<Latency> {
     const now = new Date().toISOString();
     let record: LeaseRecord = { holder: 'bench', epoch: 1, leaseDurationMs: 15_000, renewals: 0, acquiredAt: now, renewedAt: now };
     let version = await store.compareAndSet(key, null, record);
-    const kinds = bare.cas ? 4 : 3; // renew, renew + new signal, bare write, hand CAS
+    // renew, renew + new signal, bare write, then the optional baselines; interleaved, each round rotated, so every
+    // kind takes every position equally often.
+    const measured: ((json: string) => Promise<number>)[] = [
+      async () => {
+        const signal = new AbortController().signal; // the elector passes a signal; built before the clock starts
+        const t = performance.now();
+        version = await store.compareAndSet(key, version, record, { signal });
+        return t;
+      },
+      async () => {
+        const t = performance.now();
+        version = await store.compareAndSet(key, version, record, { signal: new AbortController().signal });
+        return t;
+      },
+      timed(bare.write),
+    ];
+    const casAt = bare.cas ? measured.push(timed(bare.cas)) - 1 : undefined;
+    const ownAt = bare.own ? measured.push(timed(bare.own)) - 1 : undefined;
+    const kinds = measured.length;
     const samples: number[][] = Array.from({ length: kinds }, () => []);
     const took: number[] = new Array(kinds).fill(0);
     for (let i = 0; i < RENEWALS + WARMUP; i++) {
       record = { ...record, renewals: record.renewals + 1, renewedAt: new Date().toISOString() };
       const json = JSON.stringify(record);
       for (let k = 0; k < kinds; k++) {
-        const which = (i + k) % kinds; // interleaved, each round rotated: every kind takes every position equally often
-        let t: number;
-        if (which === 0) {
-          const signal = new AbortController().signal; // the elector passes a fresh signal; built before the clock starts
-          t = performance.now();
-          version = await store.compareAndSet(key, version, record, { signal });
-        } else if (which === 1) {
-          t = performance.now();
-          version = await store.compareAndSet(key, version, record, { signal: new AbortController().signal });
-        } else if (which === 2) {
-          t = performance.now();
-          await bare.write(json);
-        } else {
-          t = performance.now();
-          await bare.cas!(json);
-        }
+        const which = (i + k) % kinds;
+        const t = await measured[which]!(json);
         took[which] = performance.now() - t;
       }
       if (i >= WARMUP) for (let k = 0; k < kinds; k++) samples[k]!.push(took[k]!);
@@ -272,7 +309,9 @@ async function renewalLatency(subject: Subject): Promise<Latency> {
       renew: stats(samples[0]!),
       renewFreshSignal: stats(samples[1]!),
       bareWrite: stats(samples[2]!),
-      handCas: bare.cas ? stats(samples[3]!) : undefined,
+      handCas: casAt === undefined ? undefined : stats(samples[casAt]!),
+      ownScript: ownAt === undefined ? undefined : stats(samples[ownAt]!),
+      blockRatios: { bare: blockRatios(samples[0]!, samples[2]!), cas: blockRatios(samples[0]!, casAt === undefined ? undefined : samples[casAt]!) },
     };
   } finally {
     await bare.close();
@@ -390,9 +429,10 @@ export async function main(): Promise<void> {
   console.log(`  renew       = store.compareAndSet renewing the lease record, AbortSignal built before the clock starts (the store's cost)`);
   console.log(`  bare write  = Redis SET / PostgreSQL prepared single-row UPDATE / etcd put / file write+rename, same JSON, plain client`);
   console.log(`  hand CAS    = Redis EVALSHA of HGET-compare-HSET / PostgreSQL prepared UPDATE … WHERE version = $1 / etcd txn(mod_revision ==) put`);
+  console.log(`  own script  = Redis only: the store's own compare-and-set script, EVALSHA from the plain client (renew ÷ own = the store's client-side cost)`);
   console.log(`  renew+signal = renew with new AbortController().signal inside the timed region (what the elector pays per call for a store without reusableSignal)\n`);
   printTable(
-    ['backend', 'renew p50', 'renew p99', 'bare p50', 'bare p99', '÷bare p50', '÷bare p99', 'CAS p50', 'CAS p99', '÷CAS p50', '÷CAS p99', 'renew+signal p50', 'p99', '÷bare p50', '÷bare p99'],
+    ['backend', 'renew p50', 'renew p99', 'bare p50', 'bare p99', '÷bare p50', '÷bare p99', 'CAS p50', 'CAS p99', '÷CAS p50', '÷CAS p99', 'own p50', '÷own p50', 'renew+signal p50', 'p99', '÷bare p50', '÷bare p99'],
     rows.map((r) => [
       r.backend,
       ms(r.renew.p50),
@@ -405,12 +445,17 @@ export async function main(): Promise<void> {
       ms(r.handCas?.p99),
       ratio(r.renew.p50, r.handCas?.p50),
       ratio(r.renew.p99, r.handCas?.p99),
+      ms(r.ownScript?.p50),
+      ratio(r.renew.p50, r.ownScript?.p50),
       ms(r.renewFreshSignal.p50),
       ms(r.renewFreshSignal.p99),
       ratio(r.renewFreshSignal.p50, r.bareWrite.p50),
       ratio(r.renewFreshSignal.p99, r.bareWrite.p99),
     ]),
   );
+  const spread = (xs: number[]) => (xs.length === 0 ? '—' : `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))} (median ${fmt(quantile(xs, 0.5))})`);
+  console.log(`\nrenew p50 ÷ baseline p50 in each of ${BLOCKS} consecutive slices of the samples (how much the ratio moves with load):`);
+  for (const r of rows) console.log(`  ${r.backend.padEnd(8)} ÷bare ${spread(r.blockRatios.bare)}   ÷CAS ${spread(r.blockRatios.cas)}`);
   console.log(`\nhandoff: resign() → follower leads (timings ${Object.values(HANDOFF_TIMING).join('/')} ms; target ≤ 50 ms)`);
   console.log(`failover: leader crash → follower leads (timings ${Object.values(TEST_TIMING).join('/')} ms), ÷ bound ${bound} ms (target ≤ 1.05)\n`);
   printTable(

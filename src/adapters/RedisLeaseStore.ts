@@ -80,7 +80,8 @@ return out`;
 //   decide up to one retry period sooner after the leader dies (crash failover ≤ lease + retry, not lease + 2 × retry).
 // KEYS: entry, counter. ARGV: has_expected (1/0), expected, value, channel.
 // Returns the new version (a string), or {0, actual} on a mismatch.
-const CAS_LUA = `local actual = redis.call('HGET', KEYS[1], 'version')
+/** Exported for bench/backends.bench.ts only (not part of the public entry): it times this script from a plain client. */
+export const CAS_LUA = `local actual = redis.call('HGET', KEYS[1], 'version')
 if ARGV[1] == '1' then
   if actual ~= ARGV[2] then return {0, actual or ''} end
 elseif actual then
