@@ -45,7 +45,10 @@ export interface Agent {
   readonly registry: AgentRegistry;
   /** Registers and starts heart-beating every `heartbeatIntervalMs`. */
   start(): Promise<void>;
-  /** Stops heart-beating; by default also deregisters (requeueing anything still held). */
+  /**
+   * Stops heart-beating; by default also deregisters its own incarnation (requeueing anything still held). An agent
+   * superseded by another process registered under the same id leaves that one's record and work alone.
+   */
   stop(options?: { deregister?: boolean }): Promise<void>;
   register(): Promise<void>;
   heartbeat(): Promise<void>;
@@ -230,12 +233,30 @@ export function createAgent(input: AgentOptions): Agent {
       loop?.abort();
       await running;
       running = undefined;
-      if (deregister && lifecycle !== 'idle') {
-        await registry.deregister(options.id);
-        lifecycle = 'gone';
-        forgetClaims();
+      try {
+        // Only this process's own incarnation: a record registered since under the same id (a respawned or restarted
+        // worker) is the live one, and an old process shutting down must not retire it or requeue its work. Once
+        // 'gone' (superseded, or deregistered) there is nothing of ours left to deregister.
+        if (deregister && lifecycle !== 'idle' && lifecycle !== 'gone') {
+          if (incarnation === undefined) {
+            // The last register() failed: whether it applied is unknown, so neither is which incarnation is ours.
+            // This process holds nothing (claims are refused until it registers); if the registration did apply, the
+            // leader marks the silent record stale.
+            logger.warn({ agent: options.id }, 'not deregistering: this process never learnt which incarnation it registered as');
+          } else {
+            try {
+              await registry.deregister(options.id, { incarnation });
+            } catch (err) {
+              if (!AgentNotActiveError.is(err) || err.agentState !== 'superseded') throw err;
+              superseded();
+            }
+          }
+          lifecycle = 'gone';
+          forgetClaims();
+        }
+      } finally {
+        if (ownsStore) await store.close();
       }
-      if (ownsStore) await store.close();
     },
     claim(filter) {
       if (mustRegister) return Promise.reject(new AgentNotActiveError(options.id, 'unregistered'));

@@ -13,7 +13,7 @@ export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Live
 export { claimNext, completeTask, judgeAgent, nextSweepDelay, observeAgents, observeReservations, planSweep, reservationExpired, respawnWanted, unknownClaimsOf } from './logic.js';
 export type { OrchestratorState } from './orchestratorState.js';
 export { orchestratorStateFrom, orchestratorStateSchema, readOrchestratorState } from './orchestratorState.js';
-export type { AgentSession, ClaimedTask, RegisterOptions, VersionedBoard, VersionedLease } from './registry.js';
+export type { AgentSession, ClaimedTask, DeregisterOptions, RegisterOptions, VersionedBoard, VersionedLease } from './registry.js';
 export { AgentRegistry } from './registry.js';
 export type { AgentKeys, AgentRecord, AgentState, HandoffNote, HandoffReason, StaleMark, TaskBoard, TaskRecord, TaskState } from './schema.js';
 export { agentKeys, agentRecordSchema, handoffNoteSchema, taskBoardSchema, taskRecordSchema } from './schema.js';

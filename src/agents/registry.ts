@@ -93,6 +93,17 @@ export interface AgentSession {
   readonly holds?: ((taskId: string, claimToken: number) => boolean) | undefined;
 }
 
+export interface DeregisterOptions {
+  /**
+   * The incarnation the caller registered as. When given and the record shows another one (a process registered
+   * under the same id since), nothing is written: `AgentNotActiveError` with state `superseded`. Omit it only for an
+   * operator's deregistration of whatever incarnation is current.
+   */
+  readonly incarnation?: number | undefined;
+  /** Who deregisters, for the handoff note of requeued tasks (default: the agent id). */
+  readonly by?: string | undefined;
+}
+
 export interface RegisterOptions {
   /**
    * Put the claims the board still shows for this agent id (a previous incarnation's: the process restarted before
@@ -217,11 +228,18 @@ export class AgentRegistry {
     });
   }
 
-  /** Marks the agent `gone` and, in the same commit, puts any task it still holds back on the queue. */
-  async deregister(id: string, by = id): Promise<{ requeued: string[] }> {
+  /**
+   * Marks the agent `gone` and, in the same commit, puts any task it still holds back on the queue. With
+   * `expected.incarnation` (what an agent process passes: the incarnation it registered as) a record registered since
+   * by another process under the same id is left alone: `AgentNotActiveError` with state `superseded`. The commit is
+   * conditioned on the record's version read, so a registration landing in between is not overwritten either.
+   */
+  async deregister(id: string, expected: DeregisterOptions = {}): Promise<{ requeued: string[] }> {
+    const by = expected.by ?? id;
     return this.retry('deregister', async () => {
       const agent = await this.readAgent(id);
       if (!agent) throw new UnknownAgentError(id);
+      checkIncarnation(agent.record, expected);
       const { board, version: boardVersion } = await this.readBoard();
       const at = wallIso(this.clock);
       const ops: CommitOp[] = [{ key: this.keys.agent(id), expectedVersion: agent.version, value: deregisterRecord(agent.record, at) as unknown as Json }];

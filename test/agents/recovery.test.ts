@@ -225,6 +225,53 @@ describe('cause 2: a worker that restarts faster than staleAfterMs', () => {
     await restarted.agent.stop({ deregister: false });
   });
 
+  /** An old process of w1 and the live one that replaced it (a respawn, a restart under a stable id), which holds t1. */
+  async function supersededPair() {
+    const { worker, board, submit, clock, admin } = setup(1);
+    const old = worker('w1');
+    await old.agent.start();
+    const fresh = worker('w1');
+    await fresh.agent.start();
+    await submit();
+    const claimed = (await fresh.agent.claim())!;
+    expect(claimed.task.id).toBe('t1');
+    return { board, clock, admin, old, fresh, token: claimed.claimToken };
+  }
+
+  it("an old process that learnt it was superseded does not deregister the live incarnation on stop(): record, claim and heartbeats stay", async () => {
+    const { board, clock, admin, old, fresh, token } = await supersededPair();
+    await clock.advance(HEARTBEAT * 1.5); // the old one's heartbeat is refused as superseded
+    expect(old.agent.state()).toBe('gone');
+    await old.agent.stop(); // SIGTERM to the old process (examples/orchestrator/worker.ts stops with deregistration)
+    expect((await admin.readAgent('w1'))!.record).toMatchObject({ incarnation: 2, state: 'active' });
+    expect((await board()).t1).toMatchObject({ state: 'claimed', claimedBy: 'w1', claimToken: token });
+    await expect(fresh.agent.complete('t1', token, 'done')).resolves.toMatchObject({ state: 'completed' });
+    await clock.advance(HEARTBEAT * 3);
+    expect(fresh.agent.state()).toBe('active');
+    await fresh.agent.stop({ deregister: false });
+  });
+
+  it('a paused old process that does not know yet it was superseded does not deregister the live incarnation on stop()', async () => {
+    const { board, admin, old, fresh, token } = await supersededPair();
+    expect(old.agent.state()).toBe('active');
+    await old.agent.stop(); // resolves: the refusal tells it it was superseded
+    expect(old.agent.state()).toBe('gone');
+    expect((await admin.readAgent('w1'))!.record).toMatchObject({ incarnation: 2, state: 'active' });
+    expect((await board()).t1).toMatchObject({ state: 'claimed', claimedBy: 'w1', claimToken: token });
+    await fresh.agent.stop({ deregister: false });
+  });
+
+  it('registry.deregister with another incarnation is refused as superseded and writes nothing; with its own it requeues', async () => {
+    const { board, admin, fresh } = await supersededPair();
+    const refused = await admin.deregister('w1', { incarnation: 1 }).catch((e: unknown) => e);
+    expect(AgentNotActiveError.is(refused) && refused.agentState).toBe('superseded');
+    expect((await admin.readAgent('w1'))!.record.state).toBe('active');
+    await expect(admin.deregister('w1', { incarnation: 2 })).resolves.toEqual({ requeued: ['t1'] });
+    expect((await admin.readAgent('w1'))!.record.state).toBe('gone');
+    expect((await board()).t1).toMatchObject({ state: 'queued', handoff: { reason: 'deregistered' } });
+    await fresh.agent.stop({ deregister: false });
+  });
+
   it('old behaviour, for contrast: without the release in register() the old claim stays with a live agent that does not know it', async () => {
     const { shared, clock, board, submit } = setup();
     await submit();
