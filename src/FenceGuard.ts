@@ -22,6 +22,8 @@ export class FenceGuard {
   private readonly store: LeaseStore | undefined;
   private readonly key: string;
   private storedVersion: string | null | undefined;
+  /** The mark as last read from or written to the store (the `highWater` option may start above it). */
+  private storedMark = 0;
 
   constructor(options: FenceGuardOptions = {}) {
     this.mark = options.highWater ?? 0;
@@ -42,7 +44,7 @@ export class FenceGuard {
       ]);
     }
     this.check(token);
-    this.mark = token;
+    this.mark = Math.max(this.mark, token);
   }
 
   /**
@@ -55,13 +57,15 @@ export class FenceGuard {
       await this.loadIfNeeded();
       this.check(token);
       try {
-        if (token === this.mark && this.storedVersion !== null) {
+        if (token <= this.storedMark && this.storedVersion !== null) {
           // Nothing to raise, but another guard instance may have raised the stored mark since we read it.
           await this.store.commit([{ key: this.key, expectedVersion: this.storedVersion ?? null }]);
           return;
         }
         this.storedVersion = await this.store.compareAndSet(this.key, this.storedVersion ?? null, { highWater: token });
-        this.mark = token;
+        this.storedMark = token;
+        // Replies of concurrent admits may arrive out of order: the mark only ever rises.
+        this.mark = Math.max(this.mark, token);
         return;
       } catch (err) {
         if (!CasMismatchError.is(err)) throw err;
@@ -82,11 +86,13 @@ export class FenceGuard {
     const entry = await this.store.read(this.key);
     if (!entry) {
       this.storedVersion = null;
+      this.storedMark = 0;
       return;
     }
     const parsed = highWaterSchema.safeParse(entry.value);
     if (!parsed.success) throw new CorruptStateError(this.key, `high-water record is malformed: ${parsed.error.message}`);
     this.mark = Math.max(this.mark, parsed.data.highWater);
+    this.storedMark = parsed.data.highWater;
     this.storedVersion = entry.version;
   }
 }

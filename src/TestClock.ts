@@ -43,6 +43,8 @@ export class TestClock implements ElectionClock {
 
   /** Moves time forward by `ms`, firing due timers in order and letting microtasks settle after each. */
   async advance(ms: number): Promise<void> {
+    // A monotonic clock: a negative span would let tests model something no real monotonic clock does.
+    if (!(ms >= 0)) throw new RangeError(`TestClock.advance(${ms}): the span must be a non-negative number of ms`);
     const end = this.time + ms;
     await flushMicrotasks();
     for (;;) {
@@ -53,12 +55,14 @@ export class TestClock implements ElectionClock {
       next.fn();
       await flushMicrotasks();
     }
-    this.time = end;
+    // A timer may have jumped the clock past `end` (a pause simulated inside it): never go back.
+    this.time = Math.max(this.time, end);
     await flushMicrotasks();
   }
 
   /** Jumps time forward *without* firing timers in between, as a paused process experiences it. */
   jump(ms: number): void {
+    if (!(ms >= 0)) throw new RangeError(`TestClock.jump(${ms}): the span must be a non-negative number of ms`);
     this.time += ms;
   }
 }

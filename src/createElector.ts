@@ -56,6 +56,10 @@ const optionsSchema = timingSchema.extend({
     .optional(),
 });
 
+// Strict: a misspelt option (leaseDurationMS) must not silently leave the default in force.
+const strictOptionsSchema = optionsSchema.strict();
+const knownOptionKeys = Object.keys(optionsSchema.shape);
+
 export type ElectorOptions = z.input<typeof optionsSchema>;
 
 export interface Elector {
@@ -90,8 +94,8 @@ function defaultNodeId(): string {
 }
 
 export function createElector(input: ElectorOptions = {}): Elector {
-  const parsed = optionsSchema.safeParse(input);
-  if (!parsed.success) throw new InvalidOptionsError(fromZodIssues(parsed.error));
+  const parsed = strictOptionsSchema.safeParse(input);
+  if (!parsed.success) throw new InvalidOptionsError(fromZodIssues(parsed.error, knownOptionKeys));
   const options = parsed.data;
   const timing = resolveTiming(options);
   const issues = timingIssues(timing);
@@ -206,6 +210,7 @@ export function createElector(input: ElectorOptions = {}): Elector {
    * successor overlap work this node started.
    */
   const stepDown = async (type: 'STOP' | 'RESIGN'): Promise<void> => {
+    const intent = ++intents;
     let release = true;
     for (;;) {
       const generation = term.generation;
@@ -213,7 +218,12 @@ export function createElector(input: ElectorOptions = {}): Elector {
       if (term.generation === generation || !actor.getSnapshot().matches('leader')) break;
     }
     actor.send({ type, release });
+    // campaign() called while this resign() was winding down is the caller's later wish: stand again after the release.
+    if (type === 'RESIGN' && intents !== intent && standAfterResign) actor.send({ type: 'STAND' });
   };
+  /** Counts resign()/stop()/campaign() calls, so a step-down can tell whether campaign() came after it began. */
+  let intents = 0;
+  let standAfterResign = false;
 
   const whenState = (predicate: () => boolean): Promise<void> =>
     new Promise((resolve) => {
@@ -247,8 +257,10 @@ export function createElector(input: ElectorOptions = {}): Elector {
     },
     async stop() {
       if (!started) {
+        // Never started: end without ever standing (no await before the STOP, so no store reply can be handled).
         started = true;
         actor.start();
+        actor.send({ type: 'STOP', release: false });
       }
       if (actor.getSnapshot().status === 'active') {
         await stepDown('STOP');
@@ -264,10 +276,15 @@ export function createElector(input: ElectorOptions = {}): Elector {
       await stepDown('RESIGN');
       await whenState(() => {
         const s = actor.getSnapshot();
-        return s.status !== 'active' || !(s.matches('leader') || s.matches('candidate') || s.matches({ follower: 'releasing' }));
+        return (
+          s.status !== 'active' ||
+          !(s.matches('leader') || s.matches('candidate') || s.matches({ follower: 'releasing' }) || s.matches({ follower: 'checkingRelease' }))
+        );
       });
     },
     campaign() {
+      intents++;
+      standAfterResign = true;
       actor.send({ type: 'STAND' });
     },
     state,

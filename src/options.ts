@@ -35,16 +35,23 @@ export function timingIssues(t: TimingOptions): OptionIssue[] {
   const issues: OptionIssue[] = [];
   const fastest = 1 + t.maxDriftRate;
   const slowest = 1 - t.maxDriftRate;
-  if (t.renewDeadlineMs * fastest >= t.leaseDurationMs * slowest) {
-    const minLease = Math.floor((t.renewDeadlineMs * fastest) / slowest) + 1;
-    const maxDeadline = Math.ceil((t.leaseDurationMs * slowest) / fastest) - 1;
+  const safe = (lease: number, deadline: number) => deadline * fastest < lease * slowest;
+  if (!safe(t.leaseDurationMs, t.renewDeadlineMs)) {
+    // Estimated in real numbers, then settled with the very predicate above, so the fix we name is one we accept.
+    let minLease = Math.max(1, Math.floor((t.renewDeadlineMs * fastest) / slowest));
+    while (minLease > 1 && safe(minLease - 1, t.renewDeadlineMs)) minLease--;
+    while (!safe(minLease, t.renewDeadlineMs)) minLease++;
+    let maxDeadline = Math.max(0, Math.ceil((t.leaseDurationMs * slowest) / fastest));
+    while (maxDeadline > 0 && !safe(t.leaseDurationMs, maxDeadline)) maxDeadline--;
+    const [deadlineSide, leaseSide] = distinct(t.renewDeadlineMs * fastest, t.leaseDurationMs * slowest);
     issues.push({
       path: 'renewDeadlineMs',
       code: 'timing_unsafe',
       message:
-        `renewDeadlineMs × (1 + maxDriftRate) = ${round(t.renewDeadlineMs * fastest)} must be below ` +
-        `leaseDurationMs × (1 − maxDriftRate) = ${round(t.leaseDurationMs * slowest)}, or a follower could take the lease ` +
-        `while the old leader still believes it leads. Raise leaseDurationMs to at least ${minLease} or lower renewDeadlineMs to at most ${maxDeadline}.`,
+        `renewDeadlineMs × (1 + maxDriftRate) = ${deadlineSide} must be below ` +
+        `leaseDurationMs × (1 − maxDriftRate) = ${leaseSide}, or a follower could take the lease ` +
+        `while the old leader still believes it leads. Raise leaseDurationMs to at least ${minLease}` +
+        (maxDeadline >= 1 ? ` or lower renewDeadlineMs to at most ${maxDeadline}.` : '.'),
       maximum: maxDeadline,
     });
   }
@@ -67,14 +74,30 @@ export function timingIssues(t: TimingOptions): OptionIssue[] {
   return issues;
 }
 
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
+/** The two numbers with two decimals, or as many more as it takes for unequal numbers to print unequal. */
+function distinct(a: number, b: number): [string, string] {
+  for (let digits = 2; digits < 12; digits++) {
+    const pair: [string, string] = [String(Number(a.toFixed(digits))), String(Number(b.toFixed(digits)))];
+    if (pair[0] !== pair[1] || a === b) return pair;
+  }
+  return [String(a), String(b)];
 }
 
 /** Turns zod's issues into ours: same `code`, plus a path and a message that names the fix. */
-export function fromZodIssues(error: z.ZodError): OptionIssue[] {
+export function fromZodIssues(error: z.ZodError, knownKeys: readonly string[] = []): OptionIssue[] {
   return error.issues.map((issue) => {
     const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      const hints = issue.keys.map((key) => {
+        const near = knownKeys.find((known) => known.toLowerCase() === key.toLowerCase());
+        return near ? `"${key}" (did you mean "${near}"?)` : `"${key}"`;
+      });
+      return {
+        path: [path, issue.keys[0]].filter(Boolean).join('.'),
+        code: issue.code,
+        message: `unknown option ${hints.join(', ')}: it would be ignored. Remove it or fix its spelling; the options are listed in the README.`,
+      };
+    }
     const base: { path: string; code: string; message: string; minimum?: number; maximum?: number } = {
       path,
       code: issue.code,

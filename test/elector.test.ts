@@ -1,10 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import type { CallOptions, Json } from '../src/adapters/LeaseStore.js';
 import { MemoryLeaseStore } from '../src/adapters/MemoryLeaseStore.js';
 import { createElector, type Elector, type ElectorOptions } from '../src/createElector.js';
 import { InvalidOptionsError, NotLeaderError, StaleTokenError } from '../src/errors.js';
 import { FenceGuard } from '../src/FenceGuard.js';
 import { electionMachine } from '../src/machines/electionMachine.js';
 import { leaseKey } from '../src/machines/leaseRecord.js';
+import { parseTiming } from '../src/options.js';
 import { TestClock } from '../src/TestClock.js';
 import { FaultyLink } from './helpers/faultyStore.js';
 import { allTransitionBranches, createCoverageRecorder } from './helpers/transitionCoverage.js';
@@ -478,6 +480,167 @@ describe('store failures at every step', () => {
   });
 });
 
+describe('stepping down while a request is in flight', () => {
+  const KEY = leaseKey('test');
+
+  it('stop() while an acquisition is in flight waits for its outcome and gives back what it won', async () => {
+    const { clock, electors, links, shared } = cluster(2);
+    const [a, b] = electors as [Elector, Elector];
+    links[0]!.slow = { clock, delayMs: 50 };
+    links[0]!.plan.push({ op: 'write', mode: 'slow' }); // applied at once, answered 50 ms later
+    a.start();
+    await clock.advance(0);
+    expect(a.state()).toBe('candidate');
+    const stopping = a.stop();
+    await clock.advance(100);
+    await stopping;
+    expect(a.state()).toBe('shutdown');
+    expect(shared.readSync(KEY)!.value).toMatchObject({ holder: null, epoch: 1 });
+    b.start(); // released, not left to expire: the successor takes it at once
+    await clock.advance(0);
+    expect(b.fencingToken()).toBe(2);
+  });
+
+  it('stop() during an acquisition that conflicts, fails or hangs ends in shutdown', async () => {
+    for (const outcome of ['conflict', 'fail', 'hang'] as const) {
+      const { clock, electors, links, shared } = cluster(1);
+      const e = electors[0]!;
+      e.subscribe((c) => {
+        // What stop() sends, sent while the acquisition is in flight (stop() itself first awaits leader work).
+        if (c.state === 'candidate') e.actor.send({ type: 'STOP' });
+      });
+      if (outcome === 'conflict') {
+        // The read sees no lease; by the time its reply arrives someone has taken it, so the acquisition conflicts.
+        links[0]!.slow = { clock, delayMs: 50 };
+        links[0]!.plan.push({ op: 'read', mode: 'slow' });
+        e.start();
+        await clock.advance(10);
+        await shared.compareAndSet(KEY, null, { holder: 'other', epoch: 1, leaseDurationMs: 1500, renewals: 0 });
+      } else {
+        links[0]!.plan.push({ op: 'write', mode: outcome });
+        e.start();
+      }
+      await clock.advance(300);
+      expect(e.state(), outcome).toBe('shutdown');
+      if (outcome === 'conflict') expect(shared.readSync(KEY)!.value).toMatchObject({ holder: 'other' });
+    }
+  });
+
+  it('a STOP that asks for no release ends an acquisition at once', async () => {
+    const { clock, electors, links } = cluster(1);
+    links[0]!.plan.push({ op: 'write', mode: 'hang' });
+    await startAll(electors, clock);
+    expect(electors[0]!.state()).toBe('candidate');
+    electors[0]!.actor.send({ type: 'STOP', release: false });
+    expect(electors[0]!.state()).toBe('shutdown');
+  });
+
+  it('stop() before start() never stands and never touches the lease', async () => {
+    const { clock, electors, shared } = cluster(1);
+    const stopping = electors[0]!.stop();
+    await clock.advance(0);
+    await stopping;
+    expect(electors[0]!.state()).toBe('shutdown');
+    expect(shared.readSync(KEY)).toBeUndefined();
+  });
+
+  it('a second stop() lets the release under way finish, then shuts down', async () => {
+    const clock = new TestClock();
+    // The release is applied only when its round trip completes, and not at all once its signal aborts.
+    class SlowReleaseStore extends MemoryLeaseStore {
+      override compareAndSet(key: string, version: string | null, value: Json, options?: CallOptions): Promise<string> {
+        if ((value as { holder?: unknown }).holder !== null) return super.compareAndSet(key, version, value, options);
+        return new Promise<string>((resolve, reject) => {
+          options?.signal?.addEventListener('abort', () => reject(options.signal!.reason), { once: true });
+          clock.setTimeout(() => {
+            if (!options?.signal?.aborted) super.compareAndSet(key, version, value).then(resolve, reject);
+          }, 50);
+        });
+      }
+    }
+    const store = new SlowReleaseStore();
+    const e = createElector({ election: 'test', nodeId: 'n0', store, clock, inspect: coverage.inspect, ...timing });
+    e.start();
+    await clock.advance(0);
+    expect(e.isLeader()).toBe(true);
+    const first = e.stop();
+    await clock.advance(0);
+    expect(e.actor.getSnapshot().matches({ follower: 'releasing' })).toBe(true);
+    const second = e.stop(); // a second SIGTERM, or an exit hook that calls stop() too
+    await clock.advance(100);
+    await Promise.all([first, second]);
+    expect(e.state()).toBe('shutdown');
+    expect(store.readSync(KEY)!.value).toMatchObject({ holder: null, epoch: 1 });
+  });
+
+  it('stop() during a renewal whose reply is still out releases from the version the renewal wrote', async () => {
+    const { clock, electors, links, shared } = cluster(1);
+    const e = electors[0]!;
+    await startAll(electors, clock);
+    links[0]!.slow = { clock, delayMs: 50 };
+    links[0]!.plan.push({ op: 'write', mode: 'slow' }); // the renewal at 200 ms: applied, answered at 250 ms
+    await clock.advance(210);
+    expect(e.actor.getSnapshot().matches({ leader: 'renewing' })).toBe(true);
+    const stopping = e.stop(); // abandons the renewal; the release from the old version conflicts, the record is still ours
+    await clock.advance(100);
+    await stopping;
+    expect(e.state()).toBe('shutdown');
+    expect(shared.readSync(KEY)!.value).toMatchObject({ holder: null, epoch: 1 });
+  });
+
+  it('a release that conflicts is not retried over a record that is no longer ours, nor past the deadline', async () => {
+    for (const check of ['someone-else', 'fail', 'hang', 'stop'] as const) {
+      const { clock, electors, links, shared } = cluster(1);
+      const e = electors[0]!;
+      await startAll(electors, clock);
+      const entry = shared.readSync(KEY)!;
+      const taken = check === 'someone-else' ? { holder: 'n9', epoch: 2 } : { renewals: 99 };
+      shared.commitSync([{ key: KEY, expectedVersion: entry.version, value: { ...(entry.value as object), ...taken } }]);
+      if (check === 'fail') links[0]!.plan.push({ op: 'read', mode: 'fail' });
+      if (check === 'hang' || check === 'stop') links[0]!.plan.push({ op: 'read', mode: 'hang' });
+      const resigned = e.resign();
+      await clock.advance(0);
+      if (check === 'stop') {
+        expect(e.actor.getSnapshot().matches({ follower: 'checkingRelease' })).toBe(true);
+        void e.stop();
+      }
+      await clock.advance(1000); // the check's budget is the old deadline (1000 ms after the last renewal started)
+      await resigned;
+      expect(e.state(), check).toBe(check === 'stop' ? 'shutdown' : 'follower');
+      expect(shared.readSync(KEY)!.value, check).toMatchObject({ renewals: check === 'someone-else' ? 0 : 99, ...taken });
+    }
+  });
+
+  it('the release is cut to the time left to the deadline', async () => {
+    const { clock, electors, links } = cluster(1, { requestTimeoutMs: 1000 });
+    const e = electors[0]!;
+    await startAll(electors, clock);
+    links[0]!.mode = 'fail'; // renewals fail: the deadline stays at 1000 ms
+    await clock.advance(900);
+    expect(e.timeLeft()).toBe(100);
+    links[0]!.mode = 'hang'; // the release never answers
+    const resigned = e.resign();
+    await clock.advance(99);
+    expect(e.actor.getSnapshot().matches({ follower: 'releasing' })).toBe(true);
+    await clock.advance(1);
+    expect(e.actor.getSnapshot().matches({ follower: 'releasing' })).toBe(false);
+    await resigned;
+  });
+
+  it('campaign() called while resign() winds down is the later wish: the node stands again', async () => {
+    const { clock, electors } = cluster(1);
+    const e = electors[0]!;
+    e.whileLeader(({ signal }) => new Promise<void>((r) => signal.addEventListener('abort', () => clock.setTimeout(r, 5))));
+    await startAll(electors, clock);
+    const resigned = e.resign();
+    e.campaign();
+    await clock.advance(10);
+    await resigned;
+    await clock.advance(3 * timing.leaseDurationMs);
+    expect(e.fencingToken()).toBe(2);
+  });
+});
+
 describe('pauses', () => {
   it('an acquisition whose reply is processed after the deadline it would start (a pause) is fenced, never led on', async () => {
     const { clock, electors, links, shared } = cluster(1);
@@ -504,6 +667,16 @@ describe('pauses', () => {
     expect(links[0]!.calls).toBe(writesBefore);
   });
 });
+
+function issuesOf(fn: () => unknown) {
+  try {
+    fn();
+  } catch (err) {
+    if (InvalidOptionsError.is(err)) return err.issues;
+    throw err;
+  }
+  return [];
+}
 
 describe('options', () => {
   it('rejects a lease that a drifting follower could see expire while the leader still leads', () => {
@@ -546,6 +719,29 @@ describe('options', () => {
     } catch (err) {
       expect((err as InvalidOptionsError).issues).toContainEqual(expect.objectContaining({ path: 'leaseDurationMs', code: 'too_big', maximum: 2_147_483_647 }));
     }
+  });
+
+  it('the timing_unsafe message names a fix that itself passes validation', () => {
+    for (const t of [
+      { leaseDurationMs: 4179, renewDeadlineMs: 4179, retryPeriodMs: 1000, maxDriftRate: 0.005 },
+      { leaseDurationMs: 54, renewDeadlineMs: 54, retryPeriodMs: 10, maxDriftRate: 0.2 },
+      { leaseDurationMs: 8415, renewDeadlineMs: 8415, retryPeriodMs: 1000, maxDriftRate: 0.02 },
+    ]) {
+      const issue = issuesOf(() => parseTiming(t)).find((i) => i.code === 'timing_unsafe')!;
+      const [, minLease, maxDeadline] = issue.message.match(/at least (\d+) or lower renewDeadlineMs to at most (\d+)/)!;
+      // "Raise leaseDurationMs to at least N": N must be accepted ...
+      expect(issuesOf(() => parseTiming({ ...t, leaseDurationMs: Number(minLease) })), `${JSON.stringify(t)} lease ${minLease}`).toEqual([]);
+      // ... and so must "lower renewDeadlineMs to at most M" (= issue.maximum).
+      expect(issuesOf(() => parseTiming({ ...t, renewDeadlineMs: Number(maxDeadline) })).filter((i) => i.code === 'timing_unsafe'), `${JSON.stringify(t)} deadline ${maxDeadline}`).toEqual([]);
+    }
+  });
+
+  it('rejects a misspelt timing option instead of silently running on the default', () => {
+    // The user means a 60 s lease; dropped silently, the typo would leave the 15 s default in force.
+    const opts = { store: new MemoryLeaseStore(), clock: new TestClock(), leaseDurationMS: 60_000 } as unknown as ElectorOptions;
+    expect(issuesOf(() => createElector(opts))).toEqual([
+      expect.objectContaining({ code: 'unrecognized_keys', path: 'leaseDurationMS', message: expect.stringContaining('did you mean "leaseDurationMs"') }),
+    ]);
   });
 
   it('reports zod-style issues with code and minimum', () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileLeaseStore } from '../src/adapters/FileLeaseStore.js';
+import type { CallOptions, Json } from '../src/adapters/LeaseStore.js';
 import { MemoryLeaseStore } from '../src/adapters/MemoryLeaseStore.js';
 import { CorruptStateError, InvalidOptionsError, StaleTokenError } from '../src/errors.js';
 import { FenceGuard } from '../src/FenceGuard.js';
@@ -108,5 +109,57 @@ describe('createElector defaults', () => {
     await elector.stop();
     const { readFileSync } = await import('node:fs');
     expect(readFileSync(statePath, 'utf8')).toBe('{"format": "fenced-leader/v1", "entries": ');
+  });
+});
+
+describe('FenceGuard with a store: the persisted mark', () => {
+  it('persists a token admitted at a constructor highWater above the stored mark, so a restarted guard rejects lower tokens', async () => {
+    const store = new MemoryLeaseStore();
+    // The resource once persisted mark 3 ...
+    await new FenceGuard({ store, key: 'res' }).admit(3);
+    // ... and on restart restores its own known mark 10 from its data, then admits the leader's token 10.
+    const guard = new FenceGuard({ store, key: 'res', highWater: 10 });
+    await guard.admit(10);
+    expect(guard.highWater).toBe(10);
+    // admit() promises "the raised mark is persisted before the call resolves, so a restart cannot forget it".
+    expect((await store.read('res'))?.value).toEqual({ highWater: 10 });
+    const restarted = new FenceGuard({ store, key: 'res' });
+    await expect(restarted.admit(5)).rejects.toThrow(StaleTokenError);
+  });
+
+  it('highWater never goes backwards in memory when concurrent admits complete out of order', async () => {
+    // A store whose compareAndSet replies are held until released, in an order the test chooses.
+    class GatedStore extends MemoryLeaseStore {
+      readonly held: Array<{ token: unknown; release: () => void }> = [];
+      override compareAndSet(key: string, expected: string | null, value: Json, options?: CallOptions): Promise<string> {
+        const applied = super.compareAndSet(key, expected, value, options); // applied now (linearized at call time)
+        return new Promise<string>((resolve, reject) => {
+          this.held.push({ token: (value as { highWater: number }).highWater, release: () => applied.then(resolve, reject) });
+        });
+      }
+    }
+    const store = new GatedStore();
+    const guard = new FenceGuard({ store, key: 'res' });
+    const tick = async () => {
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+    };
+    const a5 = guard.admit(5);
+    const a6 = guard.admit(6);
+    await tick();
+    // Both CAS from the initial version: 5's applied, 6's conflicts. Deliver 6's conflict first:
+    const first5 = store.held.find((h) => h.token === 5)!;
+    const first6 = store.held.find((h) => h.token === 6)!;
+    first6.release();
+    await tick();
+    // 6 reloaded (seeing 5's write) and retried; let the retry through.
+    const retry6 = store.held.find((h) => h.token === 6 && h !== first6)!;
+    retry6.release();
+    await a6;
+    expect(guard.highWater).toBe(6);
+    // Only now does 5's (successful) reply arrive.
+    first5.release();
+    await a5;
+    expect((await store.read('res'))?.value).toEqual({ highWater: 6 });
+    expect(guard.highWater).toBe(6); // "the highest token admitted so far"
   });
 });

@@ -170,6 +170,12 @@ export const electionMachine = setup({
       const seen = observationFrom(context, event.entry);
       return !(seen instanceof Error) && expired(context, seen);
     },
+    /** The record read is the one this node is giving back: its own holder and the epoch of the write it remembers. */
+    recordIsStillOursToRelease: ({ context, event }) => {
+      if (event.type !== 'lease.read') return false;
+      const record = parseRecord(event.entry);
+      return record !== undefined && !(record instanceof Error) && record.holder === context.nodeId && record.epoch === context.heldRecord?.epoch;
+    },
     recordIsStillOurs: ({ context, event }) => {
       if (event.type !== 'lease.read') return false;
       const record = parseRecord(event.entry);
@@ -260,7 +266,11 @@ export const electionMachine = setup({
       // Counted from when the request was *sent*: the store may have applied it at any moment after that.
       return { heldVersion: event.version, deadlineAt: context.requestStartedAt + context.timing.renewDeadlineMs };
     }),
-    rememberWrite: assign(({ event }) => (event.type === 'lease.written' ? { heldVersion: event.version } : {})),
+    // A won acquisition this node will not lead on (too late, or told to step down meanwhile): its deadline, like a
+    // leader's, counts from when the request was sent, and bounds the release that may follow.
+    rememberWrite: assign(({ context, event }) =>
+      event.type === 'lease.written' ? { heldVersion: event.version, deadlineAt: context.requestStartedAt + context.timing.renewDeadlineMs } : {},
+    ),
     adoptOwnVersion: assign(({ context, event }) => {
       if (event.type !== 'lease.read' || !event.entry) return {};
       const record = parseRecord(event.entry);
@@ -358,11 +368,27 @@ export const electionMachine = setup({
           exit: 'abandonRequest',
           on: {
             'lease.written': { guard: 'isCurrentReply', target: 'released', actions: 'logReleased' },
-            'lease.conflict': { guard: 'isCurrentReply', target: 'released' },
+            // A renewal abandoned by the step-down may have been applied after all: look before giving up.
+            'lease.conflict': { guard: 'isCurrentReply', target: 'checkingRelease' },
             'lease.failed': { guard: 'isCurrentReply', target: 'released', actions: 'logStoreFailure' },
+            // A second stop() (or stop() after resign()) lets the release under way finish, then shuts down.
+            STOP: { actions: 'requestStop' },
           },
           // The old deadline still bounds the release: past it, the lease is expiring anyway.
-          after: { requestTimeout: { target: 'released', actions: 'logRequestTimeout' } },
+          after: { leaderRequestTimeout: { target: 'released', actions: 'logRequestTimeout' } },
+        },
+        checkingRelease: {
+          entry: ['startRequest', 'sendRead'],
+          exit: 'abandonRequest',
+          on: {
+            'lease.read': [
+              { guard: and(['isCurrentReply', 'recordIsStillOursToRelease']), target: 'releasing', actions: 'adoptOwnVersion' },
+              { guard: 'isCurrentReply', target: 'released', actions: 'observe' },
+            ],
+            'lease.failed': { guard: 'isCurrentReply', target: 'released', actions: 'logStoreFailure' },
+            STOP: { actions: 'requestStop' },
+          },
+          after: { leaderRequestTimeout: { target: 'released', actions: 'logRequestTimeout' } },
         },
         released: {
           always: [{ guard: 'stopRequested', target: '#election.shutdown' }, { target: 'waiting' }],
@@ -384,10 +410,23 @@ export const electionMachine = setup({
           // resign() arrived while the acquisition was in flight: give back what we just won.
           { guard: 'isCurrentReply', target: 'follower.releasing', actions: 'rememberWrite' },
         ],
-        'lease.conflict': { guard: 'isCurrentReply', target: 'follower.reading', actions: 'forgetObservation' },
-        'lease.failed': { guard: 'isCurrentReply', target: 'follower.waiting', actions: ['logStoreFailure', 'forgetObservation'] },
+        'lease.conflict': [
+          { guard: and(['isCurrentReply', 'stopRequested']), target: 'shutdown' },
+          { guard: 'isCurrentReply', target: 'follower.reading', actions: 'forgetObservation' },
+        ],
+        'lease.failed': [
+          { guard: and(['isCurrentReply', 'stopRequested']), target: 'shutdown', actions: 'logStoreFailure' },
+          { guard: 'isCurrentReply', target: 'follower.waiting', actions: ['logStoreFailure', 'forgetObservation'] },
+        ],
+        // stop() while the acquisition is in flight: wait for its outcome, so that a lease it won is given back.
+        STOP: [{ guard: 'releaseRequested', actions: ['requestStop', 'stopStanding'] }, { target: 'shutdown' }],
       },
-      after: { requestTimeout: { target: 'follower.waiting', actions: ['logRequestTimeout', 'forgetObservation'] } },
+      after: {
+        requestTimeout: [
+          { guard: 'stopRequested', target: 'shutdown', actions: 'logRequestTimeout' },
+          { target: 'follower.waiting', actions: ['logRequestTimeout', 'forgetObservation'] },
+        ],
+      },
     },
     leader: {
       entry: 'armDeadline',
