@@ -82,9 +82,17 @@ export class AgentNotActiveError extends FencedLeaderError {
 export class DuplicateTaskError extends FencedLeaderError {
   static readonly code = 'ERR_DUPLICATE_TASK';
   readonly taskId: string;
-  constructor(taskId: string) {
-    super(DuplicateTaskError.code, `A task "${taskId}" is already on the board; task ids are unique per election.`);
+  /** `batch`: the id appears more than once in the tasks given to one `submitTasks` call. */
+  readonly where: 'board' | 'batch';
+  constructor(taskId: string, where: 'board' | 'batch' = 'board') {
+    super(
+      DuplicateTaskError.code,
+      where === 'batch'
+        ? `Task id "${taskId}" appears more than once in one submitTasks() batch; nothing was submitted. Give each task its own id.`
+        : `A task "${taskId}" is already on the board; task ids are unique per election. Nothing of this batch was submitted.`,
+    );
     this.taskId = taskId;
+    this.where = where;
   }
   static is(err: unknown): err is DuplicateTaskError {
     return hasCode(err, DuplicateTaskError.code);

@@ -154,11 +154,30 @@ export interface NewTask {
 }
 
 export function emptyBoard(): TaskBoard {
-  return { nextSeq: 0, tasks: {} };
+  return { nextSeq: 0, tasks: taskMap({}) };
+}
+
+/**
+ * A copy of a task map without a prototype (like `taskMapSchema` parses it): any valid id, `constructor` or
+ * `__proto__` included, is an ordinary key to read, test and assign.
+ */
+export function taskMap(tasks: Readonly<Record<string, TaskRecord>>): Record<string, TaskRecord> {
+  return Object.assign(Object.create(null) as Record<string, TaskRecord>, tasks);
+}
+
+/** The task with this id, if the board has one (own keys only: never a member of `Object.prototype`). */
+export function taskOf(board: TaskBoard, taskId: string): TaskRecord | undefined {
+  return Object.hasOwn(board.tasks, taskId) ? board.tasks[taskId] : undefined;
+}
+
+function withTask(board: TaskBoard, task: TaskRecord): TaskBoard {
+  const tasks = taskMap(board.tasks);
+  tasks[task.id] = task;
+  return { ...board, tasks };
 }
 
 export function addTasks(board: TaskBoard, tasks: readonly NewTask[], at: string): TaskBoard {
-  const next: TaskBoard = { nextSeq: board.nextSeq, tasks: { ...board.tasks } };
+  const next: TaskBoard = { nextSeq: board.nextSeq, tasks: taskMap(board.tasks) };
   for (const task of tasks) {
     next.tasks[task.id] = {
       id: task.id,
@@ -212,18 +231,18 @@ export function claimNext(board: TaskBoard, agentId: string, filter: ClaimFilter
   const chosen = candidates[0];
   if (!chosen) return undefined;
   const task: TaskRecord = { ...chosen, state: 'claimed', claimToken: chosen.claimToken + 1, claimedBy: agentId, claimedAt: at, assignee: null };
-  return { board: { ...board, tasks: { ...board.tasks, [task.id]: task } }, task };
+  return { board: withTask(board, task), task };
 }
 
 /** Accepts a completion only from the current claim: same agent, same token, still claimed. */
 export function completeTask(board: TaskBoard, taskId: string, agentId: string, claimToken: number, result: Json, at: string): TaskBoard {
-  const task = board.tasks[taskId];
+  const task = taskOf(board, taskId);
   if (!task) throw new UnknownTaskError(taskId);
   if (task.state !== 'claimed' || task.claimToken !== claimToken || task.claimedBy !== agentId) {
     throw new StaleClaimError(taskId, agentId, claimToken, { token: task.claimToken, holder: task.claimedBy, state: task.state });
   }
   const done: TaskRecord = { ...task, state: 'completed', completedBy: agentId, completedToken: claimToken, completedAt: at, result };
-  return { ...board, tasks: { ...board.tasks, [taskId]: done } };
+  return withTask(board, done);
 }
 
 function requeue(task: TaskRecord, handoff: HandoffNote, assignee: string | null): TaskRecord {
@@ -237,7 +256,7 @@ export function releaseClaimsOf(
   handoff: HandoffNote,
   which: (task: TaskRecord) => boolean = () => true,
 ): { board: TaskBoard; requeued: string[] } {
-  const tasks = { ...board.tasks };
+  const tasks = taskMap(board.tasks);
   const requeued: string[] = [];
   for (const task of Object.values(board.tasks).sort((a, b) => a.seq - b.seq)) {
     if (task.state === 'claimed' && task.claimedBy === agentId && which(task)) {
@@ -470,7 +489,7 @@ export function planSweep(input: SweepInput): SweepPlan {
   const notes = new Map<string, HandoffNote>();
 
   if (board) {
-    const tasks = { ...board.tasks };
+    const tasks = taskMap(board.tasks);
     for (const task of Object.values(board.tasks).sort((a, b) => a.seq - b.seq)) {
       if (task.state === 'claimed' && task.claimedBy !== null && !isActive(task.claimedBy)) {
         const holder = byId.get(task.claimedBy);

@@ -2,10 +2,12 @@
  * Store I/O for the registry and the task board: reads validate, writes are compare-and-set or multi-key commits
  * retried on `CasMismatchError` after reading again. All decisions come from logic.ts; all time from the clock.
  */
+import { z } from 'zod';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreEntry } from '../adapters/LeaseStore.js';
 import { type ElectionClock, wallIso } from '../clock.js';
-import { CasMismatchError, NotLeaderError } from '../errors.js';
+import { CasMismatchError, InvalidOptionsError, NotLeaderError } from '../errors.js';
 import { type LeaseRecord, leaseRecordSchema } from '../machines/leaseRecord.js';
+import { fromZodIssues } from '../options.js';
 import { AgentNotActiveError, ContentionError, DuplicateTaskError, MalformedRecordError, UnknownAgentError } from './errors.js';
 import {
   type AgentIdentity,
@@ -22,6 +24,7 @@ import {
   type NewTask,
   registerRecord,
   releaseClaimsOf,
+  taskOf,
   unknownClaimsOf,
   type VersionedAgent,
 } from './logic.js';
@@ -33,13 +36,19 @@ import {
   agentKeys,
   agentRecordSchema,
   type HandoffNote,
+  handoffInputSchema,
   idSchema,
+  newTaskSchema,
   type TaskBoard,
   type TaskRecord,
   taskBoardSchema,
 } from './schema.js';
 
 export const MAX_ATTEMPTS = 16;
+
+const identityInputSchema = z.object({ id: idSchema, role: agentRecordSchema.shape.role, capabilities: agentRecordSchema.shape.capabilities });
+const submitTasksInputSchema = z.object({ tasks: z.array(newTaskSchema) });
+const completionInputSchema = z.object({ result: z.json() });
 
 /**
  * How a read reaches the store: `call` runs it with the `CallOptions` to pass. The default passes none; the sweeper
@@ -54,6 +63,38 @@ function parse<T>(key: string, entry: StoreEntry | undefined, schema: { safePars
   const parsed = schema.safeParse(entry.value);
   if (!parsed.success) throw new MalformedRecordError(key, parsed.error.message);
   return parsed.data;
+}
+
+/**
+ * Checks a caller's input against its schema before anything is read or written: `InvalidOptionsError` whose issues
+ * name the offending field (`tasks.0.kind`, `to`, ...) instead of a raw `ZodError`.
+ */
+export function validInput<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new InvalidOptionsError(fromZodIssues(parsed.error));
+  return parsed.data;
+}
+
+/**
+ * The value to write at `key`, checked first against the schema every read of that key enforces: a record that
+ * would not parse is never written (it would make the key unreadable — `MalformedRecordError` on every later
+ * read — until someone edits the store). Throws `InvalidOptionsError` and writes nothing.
+ */
+export function checkedValue(key: string, schema: z.ZodType, value: unknown): Json {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new InvalidOptionsError(
+      parsed.error.issues.map((issue) => {
+        const path = issue.path.map(String).join('.');
+        return {
+          path: `${key}${path ? `.${path}` : ''}`,
+          code: issue.code,
+          message: `${issue.message}: the record would not validate when read back, so nothing was written. Check the values passed in.`,
+        };
+      }),
+    );
+  }
+  return value as Json;
 }
 
 export interface VersionedLease {
@@ -178,19 +219,20 @@ export class AgentRegistry {
    * can land neither before it unseen (conflict, read again) nor after it (its commit checks the old agent version).
    */
   async register(identity: AgentIdentity, options: RegisterOptions = {}): Promise<VersionedAgent & { readonly released: readonly string[] }> {
-    idSchema.parse(identity.id);
+    validInput(identityInputSchema, identity);
     const releasePrevious = options.releasePrevious ?? true;
     return this.retry('register', async () => {
       const [{ index, version: indexVersion }, existing] = [await this.readIndex(), await this.readAgent(identity.id)];
       const at = wallIso(this.clock);
       const record = registerRecord(existing?.record, identity, at);
-      const ops: CommitOp[] = [{ key: this.keys.agent(identity.id), expectedVersion: existing?.version ?? null, value: record as unknown as Json }];
+      const agentKey = this.keys.agent(identity.id);
+      const ops: CommitOp[] = [{ key: agentKey, expectedVersion: existing?.version ?? null, value: checkedValue(agentKey, agentRecordSchema, record) }];
       // The index op is there even when the id is listed (check-only): a leader may retire the id from the index
       // between our two reads (see RetentionPolicy), and an active agent missing from the index is never judged.
       ops.push(
         index.ids.includes(identity.id)
           ? { key: this.keys.index, expectedVersion: indexVersion }
-          : { key: this.keys.index, expectedVersion: indexVersion, value: { ...index, ids: [...index.ids, identity.id] } },
+          : { key: this.keys.index, expectedVersion: indexVersion, value: checkedValue(this.keys.index, agentIndexSchema, { ...index, ids: [...index.ids, identity.id] }) },
       );
       let released: string[] = [];
       if (releasePrevious && existing) {
@@ -199,7 +241,11 @@ export class AgentRegistry {
         const text = `requeued because agent ${identity.id} restarted (incarnation ${existing.record.incarnation} -> ${record.incarnation})`;
         const result = releaseClaimsOf(board, identity.id, { ...note, note: text });
         released = result.requeued;
-        ops.push(released.length > 0 ? { key: this.keys.board, expectedVersion: boardVersion, value: result.board as unknown as Json } : { key: this.keys.board, expectedVersion: boardVersion });
+        ops.push(
+          released.length > 0
+            ? { key: this.keys.board, expectedVersion: boardVersion, value: checkedValue(this.keys.board, taskBoardSchema, result.board) }
+            : { key: this.keys.board, expectedVersion: boardVersion },
+        );
       }
       const [version] = await this.store.commit(ops);
       return { record, version: version!, released };
@@ -219,7 +265,8 @@ export class AgentRegistry {
       checkIncarnation(current.record, session);
       const record = heartbeatRecord(current.record, wallIso(this.clock));
       try {
-        const version = await this.store.compareAndSet(this.keys.agent(id), current.version, record as unknown as Json);
+        const key = this.keys.agent(id);
+        const version = await this.store.compareAndSet(key, current.version, checkedValue(key, agentRecordSchema, record));
         return { record, version };
       } catch (err) {
         current = undefined;
@@ -242,10 +289,11 @@ export class AgentRegistry {
       checkIncarnation(agent.record, expected);
       const { board, version: boardVersion } = await this.readBoard();
       const at = wallIso(this.clock);
-      const ops: CommitOp[] = [{ key: this.keys.agent(id), expectedVersion: agent.version, value: deregisterRecord(agent.record, at) as unknown as Json }];
+      const agentKey = this.keys.agent(id);
+      const ops: CommitOp[] = [{ key: agentKey, expectedVersion: agent.version, value: checkedValue(agentKey, agentRecordSchema, deregisterRecord(agent.record, at)) }];
       const note = handoffFor('deregistered', agent.record, { nodeId: by, epoch: 0 }, at);
       const released = releaseClaimsOf(board, id, { ...note, note: `released by agent ${id} on deregistering` });
-      if (released.requeued.length > 0) ops.push({ key: this.keys.board, expectedVersion: boardVersion, value: released.board as unknown as Json });
+      if (released.requeued.length > 0) ops.push({ key: this.keys.board, expectedVersion: boardVersion, value: checkedValue(this.keys.board, taskBoardSchema, released.board) });
       await this.store.commit(ops);
       return { requeued: released.requeued };
     });
@@ -281,7 +329,7 @@ export class AgentRegistry {
       if (!claimed && !releasedUnknown) return undefined;
       await this.store.commit([
         { key: this.keys.agent(agentId), expectedVersion: agent.version },
-        { key: this.keys.board, expectedVersion: read.version, value: (claimed?.board ?? board) as unknown as Json },
+        { key: this.keys.board, expectedVersion: read.version, value: checkedValue(this.keys.board, taskBoardSchema, claimed?.board ?? board) },
       ]);
       return claimed ? { task: claimed.task, claimToken: claimed.task.claimToken, resumed: false } : undefined;
     });
@@ -303,7 +351,7 @@ export class AgentRegistry {
       const released = releaseClaimsOf(board, agentId, this.releaseNote(agent.record, wallIso(this.clock)), (t) => unknown.has(t.id));
       await this.store.commit([
         { key: this.keys.agent(agentId), expectedVersion: agent.version },
-        { key: this.keys.board, expectedVersion: version, value: released.board as unknown as Json },
+        { key: this.keys.board, expectedVersion: version, value: checkedValue(this.keys.board, taskBoardSchema, released.board) },
       ]);
       return released.requeued;
     });
@@ -320,22 +368,33 @@ export class AgentRegistry {
    * request's copy conflicted and was retried) is returned as is.
    */
   async complete(agentId: string, taskId: string, claimToken: number, result: Json = null): Promise<TaskRecord> {
+    validInput(completionInputSchema, { result });
     return this.retry('complete', async () => {
       const { board, version } = await this.readBoard();
-      const done = board.tasks[taskId];
+      const done = taskOf(board, taskId);
       if (done && done.state === 'completed' && done.completedBy === agentId && done.completedToken === claimToken) return done;
       const next = completeTask(board, taskId, agentId, claimToken, result, wallIso(this.clock));
-      await this.store.compareAndSet(this.keys.board, version, next as unknown as Json);
-      return next.tasks[taskId]!;
+      await this.store.compareAndSet(this.keys.board, version, checkedValue(this.keys.board, taskBoardSchema, next));
+      return taskOf(next, taskId)!;
     });
   }
 
+  /**
+   * Adds tasks to the board in one write. Each is checked first (`InvalidOptionsError` naming the field, e.g.
+   * `tasks.0.kind`: nothing is written), and the batch is all or nothing: an id already on the board, or given twice
+   * in the batch, throws `DuplicateTaskError`.
+   */
   async submitTasks(tasks: readonly NewTask[]): Promise<void> {
-    for (const task of tasks) idSchema.parse(task.id);
+    const batch = validInput(submitTasksInputSchema, { tasks }).tasks;
+    const ids = new Set<string>();
+    for (const task of batch) {
+      if (ids.has(task.id)) throw new DuplicateTaskError(task.id, 'batch');
+      ids.add(task.id);
+    }
     await this.retry('submitTasks', async () => {
       const { board, version } = await this.readBoard();
-      for (const task of tasks) if (board.tasks[task.id]) throw new DuplicateTaskError(task.id);
-      await this.store.compareAndSet(this.keys.board, version, addTasks(board, tasks, wallIso(this.clock)) as unknown as Json);
+      for (const task of batch) if (taskOf(board, task.id)) throw new DuplicateTaskError(task.id);
+      await this.store.compareAndSet(this.keys.board, version, checkedValue(this.keys.board, taskBoardSchema, addTasks(board, batch, wallIso(this.clock))));
     });
   }
 
@@ -360,23 +419,23 @@ export class AgentRegistry {
    * lease: a deposed leader's note is rejected. The agent's tasks carry it when requeued.
    */
   async setHandoff(leader: LeaderIdentity, agentId: string, input: { note: string; to?: string | null | undefined }): Promise<HandoffNote> {
-    if (input.to) idSchema.parse(input.to);
+    const { note, to } = validInput(handoffInputSchema, input);
     return this.retry('setHandoff', async () => {
       const lease = await this.currentLease(leader);
       const agent = await this.readAgent(agentId);
       if (!agent) throw new UnknownAgentError(agentId);
       const handoff: HandoffNote = {
-        note: input.note,
+        note,
         reason: 'manual',
         from: agentId,
-        to: input.to ?? null,
+        to: to ?? null,
         by: leader.nodeId,
         epoch: leader.epoch,
         at: wallIso(this.clock),
       };
       await this.store.commit([
         { key: this.keys.lease, expectedVersion: lease.version },
-        { key: this.keys.agent(agentId), expectedVersion: agent.version, value: { ...agent.record, handoff } as unknown as Json },
+        { key: this.keys.agent(agentId), expectedVersion: agent.version, value: checkedValue(this.keys.agent(agentId), agentRecordSchema, { ...agent.record, handoff }) },
       ]);
       return handoff;
     });

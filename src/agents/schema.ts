@@ -83,11 +83,24 @@ export type AgentIndex = z.output<typeof agentIndexSchema>;
 export const taskStateSchema = z.enum(['queued', 'claimed', 'completed']);
 export type TaskState = z.output<typeof taskStateSchema>;
 
+/** What a task is submitted as (`submitTasks`): checked before anything is written. */
+export const newTaskSchema = z.object({
+  id: idSchema,
+  kind: z.string().min(1).max(200),
+  payload: z.json(),
+});
+
+/** What `setHandoff` takes: a note and, optionally, the agent the work should go to (null or absent: anyone). */
+export const handoffInputSchema = z.object({
+  note: z.string(),
+  to: idSchema.nullable().optional(),
+});
+
 export const taskRecordSchema = z.object({
   id: idSchema,
   /** Order of submission; queued tasks are claimed lowest first. */
   seq: z.number().int().nonnegative(),
-  kind: z.string().min(1).max(200),
+  kind: newTaskSchema.shape.kind,
   payload: z.json(),
   state: taskStateSchema,
   /** Rises on every claim; completion is accepted only with the current one. 0 = never claimed. */
@@ -107,9 +120,28 @@ export const taskRecordSchema = z.object({
 });
 export type TaskRecord = z.output<typeof taskRecordSchema>;
 
+/**
+ * The tasks by id, parsed into an object without a prototype: any valid id works as a key, `constructor`,
+ * `toString` and `__proto__` included (a plain record would find `Object.prototype`'s members, and zod's `record`
+ * drops a `__proto__` key). Look tasks up with `Object.hasOwn` (see `taskOf` in logic.ts).
+ */
+export const taskMapSchema = z
+  .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'expected an object of tasks by id')
+  .transform((raw, ctx) => {
+    const tasks: Record<string, TaskRecord> = Object.create(null);
+    for (const [id, value] of Object.entries(raw)) {
+      const key = idSchema.safeParse(id);
+      if (!key.success) for (const issue of key.error.issues) ctx.addIssue({ code: 'custom', message: `task id: ${issue.message}`, path: [id], input: id });
+      const task = taskRecordSchema.safeParse(value);
+      if (!task.success) for (const issue of task.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: [id, ...issue.path], input: value });
+      else tasks[id] = task.data;
+    }
+    return tasks;
+  });
+
 export const taskBoardSchema = z.object({
   nextSeq: z.number().int().nonnegative(),
-  tasks: z.record(idSchema, taskRecordSchema),
+  tasks: taskMapSchema,
 });
 export type TaskBoard = z.output<typeof taskBoardSchema>;
 

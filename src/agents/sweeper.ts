@@ -44,8 +44,8 @@ import {
   type SweepPlan,
   type VersionedAgent,
 } from './logic.js';
-import { type AgentRegistry, MAX_ATTEMPTS, type StoreCall } from './registry.js';
-import type { AgentIndex, AgentRecord, TaskBoard } from './schema.js';
+import { type AgentRegistry, checkedValue, MAX_ATTEMPTS, type StoreCall } from './registry.js';
+import { type AgentIndex, type AgentRecord, agentIndexSchema, agentRecordSchema, type TaskBoard, taskBoardSchema } from './schema.js';
 import { type AppliedSweep, type Reported, recordApplied, type SentCommit, settleUnknownCommits, type UnknownCommit } from './unknownCommits.js';
 
 export type SweepOutcome =
@@ -346,18 +346,22 @@ export class Sweeper {
       const ops: CommitOp[] = [
         // Check-only: the lease is still exactly the one we just read as ours at `epoch`.
         { key: registry.keys.lease, expectedVersion: leaseVersion },
-        ...plan.agentWrites.map((w) => ({ key: registry.keys.agent(w.id), expectedVersion: w.expectedVersion, value: w.record as unknown as Json })),
+        // Every value checked against the schema its reads enforce (see `checkedValue`): never an unreadable record.
+        ...plan.agentWrites.map((w) => {
+          const key = registry.keys.agent(w.id);
+          return { key, expectedVersion: w.expectedVersion, value: checkedValue(key, agentRecordSchema, w.record) };
+        }),
         // Check-only: each agent whose state the requeues relied on is still the record read (not re-registered).
         ...plan.agentChecks.map((c) => ({ key: registry.keys.agent(c.id), expectedVersion: c.expectedVersion })),
       ];
-      if (plan.board) ops.push({ key: registry.keys.board, expectedVersion: boardVersion, value: plan.board as unknown as Json });
+      if (plan.board) ops.push({ key: registry.keys.board, expectedVersion: boardVersion, value: checkedValue(registry.keys.board, taskBoardSchema, plan.board) });
       if (plan.index) {
         const value: Json = plan.index.commit === undefined ? { ids: [...plan.index.ids] } : { ids: [...plan.index.ids], commit: plan.index.commit };
-        ops.push({ key: registry.keys.index, expectedVersion: plan.index.expectedVersion, value });
+        ops.push({ key: registry.keys.index, expectedVersion: plan.index.expectedVersion, value: checkedValue(registry.keys.index, agentIndexSchema, value) });
       }
       await this.options.beforeCommit?.(ops);
       if (signal?.aborted || (this.options.isLeader && !this.options.isLeader())) return this.report({ kind: 'aborted', epoch });
-      const incarnations: Record<string, number> = {};
+      const incarnations: Record<string, number> = Object.create(null);
       for (const { record } of agents) incarnations[record.id] = record.incarnation;
       const sent: SentCommit = { epoch, plan, incarnations };
       try {

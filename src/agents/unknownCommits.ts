@@ -26,7 +26,7 @@
  *
  * Pure: the sweeper holds the state and does the reads.
  */
-import type { RespawnRequest, SweepPlan } from './logic.js';
+import { type RespawnRequest, type SweepPlan, taskOf } from './logic.js';
 import type { AgentIndex, AgentRecord, TaskBoard } from './schema.js';
 
 /** A sweep commit as the sweeper sent it. */
@@ -96,7 +96,7 @@ export function commitVisible(commit: SentCommit, agents: readonly AgentRecord[]
   if (id === undefined) return false;
   const byId = new Map(agents.map((a) => [a.id, a]));
   for (const w of commit.plan.agentWrites) if (byId.get(w.id)?.staleMark?.commit === id) return true;
-  for (const r of commit.plan.requeued) if (board?.tasks[r.taskId]?.handoff?.commit === id) return true;
+  for (const r of commit.plan.requeued) if ((board && taskOf(board, r.taskId))?.handoff?.commit === id) return true;
   return commit.plan.index !== undefined && index?.commit === id;
 }
 
