@@ -69,9 +69,12 @@ export async function runCampaign(o: CampaignOptions): Promise<ScenarioOutcome[]
   // A run allocates a snapshot per transition and a trace line per message, all short-lived: with V8's default young
   // generation, scavenges took a fifth of the time; a larger one made campaigns ~40 % faster (see the session note).
   const workerOptions = { workerData: { generate: o.generate }, resourceLimits: { maxYoungGenerationSizeMb: 256 } };
+  // The loader is resolved from this module, not from the worker's cwd: the bin may run from any directory. (Its
+  // ESM entry: createRequire would find the CommonJS one, whose register() then fails to find its own loader.)
+  const tsxApi = fromSource ? import.meta.resolve('tsx/esm/api') : '';
   const spawn = () =>
     fromSource
-      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, ...workerOptions })
+      ? new Worker(`import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, ...workerOptions })
       : new Worker(workerUrl, workerOptions);
   await Promise.all(
     Array.from({ length: threads }, async () => {

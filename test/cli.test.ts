@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // The main job as users run it: the real bin, in a child process.
 const bin = resolve(import.meta.dirname, '..', 'bin', 'fenced-leader.js');
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(args: string[], opts: { cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -50,4 +51,20 @@ describe('fenced-leader sim (the main job)', () => {
     expect(again.code).toBe(1);
     expect(again.stdout).toMatch(/VIOLATION fenced-writes-monotone: resource accepted token \d+ from n\d after accepting \d+ from n\d/);
   }, 120_000);
+
+  it('bad input exits 2 with a message, not 1 with a stack trace (1 means a checker failed)', async () => {
+    // test/cliInput.test.ts checks each flag in-process; this is the real process's exit code and stderr.
+    const { code, stdout, stderr } = await run(['sim', '--seeds', '1', '--duration', '2s', '--lease', '500', '--renew-deadline', '600']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('--renew-deadline (renewDeadlineMs)');
+    expect(stderr).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+    expect(stdout).toBe('');
+  }, 60_000);
+
+  it('runs worker threads from a working directory outside the checkout', async () => {
+    const { code, stdout, stderr } = await run(['sim', '--seeds', '2', '--duration', '2s', '--workers', '2', '--json'], { cwd: tmpdir() });
+    expect(stderr).not.toContain('ERR_MODULE_NOT_FOUND');
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ scenarios: 2, failingSeeds: [] });
+  }, 60_000);
 });

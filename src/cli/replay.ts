@@ -1,11 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { closeSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { simulateAgents } from '../../sim/agents.js';
 import { decodeScenario } from '../../sim/replayArg.js';
 import { generateScenario, type Scenario } from '../../sim/scenario.js';
 import { formatTimeline } from '../../sim/timeline.js';
 import { formatTrace, type TraceLine } from '../../sim/trace.js';
-import { generateOptions, SCENARIO_HELP, scenarioArgs } from './sim.js';
+import { generateOptions, openOutput, parseSeed, SCENARIO_HELP, scenarioArgs, UsageError } from './sim.js';
 
 const HELP = `usage: fenced-leader replay (--seed S [scenario options] | --scenario ENCODED) [--trace FILE] [--store] [--substates] [--json]
 Reruns one scenario deterministically and prints its timeline (faults, state changes, rejected writes, violations).
@@ -17,28 +17,50 @@ ${SCENARIO_HELP}
   --trace FILE            also write the trace as JSON lines (for \`fenced-leader view\`)
   --json                  print the trace as JSON lines instead of the timeline`;
 
+export interface ReplayArgs {
+  readonly values: Record<string, unknown>;
+  /** Absent with --help. */
+  readonly scenario?: Scenario;
+}
+
+/** Parses and checks `replay`'s arguments (the scenario options exactly as `sim` does); throws on bad input. */
+export function parseReplayArgs(argv: string[]): ReplayArgs {
+  const values: Record<string, unknown> = parseArgs({
+    args: argv,
+    options: { ...scenarioArgs, scenario: { type: 'string' }, store: { type: 'boolean' }, substates: { type: 'boolean' } },
+    allowPositionals: false,
+  }).values;
+  if (values.help) return { values };
+  if (typeof values.scenario === 'string') return { values, scenario: decodeScenario(values.scenario) };
+  if (typeof values.seed !== 'string') throw new UsageError('give --seed S or --scenario ENCODED');
+  const gen = generateOptions(values as Parameters<typeof generateOptions>[0]);
+  return { values, scenario: generateScenario(parseSeed(values.seed)!, gen) };
+}
+
 export async function run(argv: string[]): Promise<number> {
   let scenario: Scenario;
   let values: Record<string, unknown>;
+  let traceFd: number | undefined;
   try {
-    values = parseArgs({
-      args: argv,
-      options: { ...scenarioArgs, scenario: { type: 'string' }, store: { type: 'boolean' }, substates: { type: 'boolean' } },
-      allowPositionals: false,
-    }).values;
-    if (values.help) {
+    const args = parseReplayArgs(argv);
+    values = args.values;
+    if (!args.scenario) {
       console.log(HELP);
       return 0;
     }
-    if (typeof values.scenario === 'string') scenario = decodeScenario(values.scenario);
-    else if (typeof values.seed === 'string') scenario = generateScenario(Number(values.seed), generateOptions(values as any));
-    else throw new Error('give --seed S or --scenario ENCODED');
+    scenario = args.scenario;
+    if (typeof values.trace === 'string') traceFd = openOutput(values.trace, 'trace');
   } catch (err) {
     console.error(`fenced-leader replay: ${(err as Error).message}\n\n${HELP}`);
     return 2;
   }
-  const r = await simulateAgents(scenario);
-  if (typeof values.trace === 'string') writeFileSync(values.trace, formatTrace(r.trace));
+  let r: Awaited<ReturnType<typeof simulateAgents>>;
+  try {
+    r = await simulateAgents(scenario);
+    if (traceFd !== undefined) writeFileSync(traceFd, formatTrace(r.trace));
+  } finally {
+    if (traceFd !== undefined) closeSync(traceFd);
+  }
   if (values.json) process.stdout.write(formatTrace(r.trace));
   else {
     process.stdout.write(formatTimeline(r.trace, { store: values.store === true, substates: values.substates === true }));
