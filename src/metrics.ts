@@ -9,6 +9,7 @@
  */
 import type { ElectionClock } from './clock.js';
 import type { Elector, ElectorState } from './createElector.js';
+import { InvalidOptionsError } from './errors.js';
 
 export const DEFAULT_LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
 
@@ -57,7 +58,11 @@ export interface ElectorMetricsSnapshot {
 }
 
 export interface HealthOptions {
-  /** Extra time past the renew deadline tolerated before reporting unhealthy (client-go: maxTolerableExpiredLease). */
+  /**
+   * Extra time past the renew deadline tolerated before reporting unhealthy (client-go: maxTolerableExpiredLease).
+   * A finite number ≥ 0 (default 0); anything else throws `InvalidOptionsError` (NaN would make every comparison
+   * false: a wedged leader reported healthy forever).
+   */
   readonly maxTolerableExpiredMs?: number;
 }
 
@@ -111,6 +116,18 @@ function statePath(value: unknown): string {
   return `${key}.${statePath(inner)}`;
 }
 
+function checkTolerance(value: unknown): void {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return;
+  throw new InvalidOptionsError([
+    {
+      path: 'maxTolerableExpiredMs',
+      code: typeof value === 'number' && Number.isFinite(value) ? 'too_small' : 'invalid_type',
+      message: `expected a finite number of milliseconds >= 0, got ${String(value)}. Check the value given for maxTolerableExpiredMs (e.g. a probe setting parsed from an unset environment variable).`,
+      minimum: 0,
+    },
+  ]);
+}
+
 export function createElectorMetrics(elector: Elector, options: { latencyBucketsSeconds?: readonly number[] } = {}): ElectorMetrics {
   const actor = elector.actor;
   const clock: ElectionClock = actor.getSnapshot().context.clock;
@@ -144,6 +161,7 @@ export function createElectorMetrics(elector: Elector, options: { latencyBuckets
   const subscription = actor.subscribe({ next: onSnapshot, error: () => {} });
 
   const health = ({ maxTolerableExpiredMs = 0 }: HealthOptions = {}): HealthReport => {
+    checkTolerance(maxTolerableExpiredMs);
     const snapshot = actor.getSnapshot();
     const state = topState(snapshot.value);
     if (!snapshot.matches('leader')) return { healthy: true, state, overdueMs: null, reason: `not leading (${state})` };

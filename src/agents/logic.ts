@@ -16,7 +16,11 @@ export interface AgentIdentity {
   readonly capabilities: readonly string[];
 }
 
-/** (Re)registration: a new incarnation, active, with the heartbeat counter continuing to rise. */
+/**
+ * (Re)registration: a new incarnation, active, with the heartbeat counter continuing to rise. An operator's
+ * `setHandoff` note is about the incarnation it was set on (its work, when it leaves): a new incarnation starts
+ * without one, so a note already consumed by the requeue of that work is never applied to later work.
+ */
 export function registerRecord(previous: AgentRecord | undefined, identity: AgentIdentity, at: string): AgentRecord {
   return {
     id: identity.id,
@@ -28,7 +32,7 @@ export function registerRecord(previous: AgentRecord | undefined, identity: Agen
     registeredAt: at,
     lastBeatAt: at,
     staleMark: previous?.staleMark ?? null,
-    handoff: previous?.handoff ?? null,
+    handoff: null,
   };
 }
 

@@ -14,7 +14,7 @@ import { AgentRegistry } from '../../src/agents/registry.js';
 import { Sweeper } from '../../src/agents/sweeper.js';
 import { leaseKey } from '../../src/machines/leaseRecord.js';
 import { TestClock } from '../../src/TestClock.js';
-import { InterleavingStore, sweepRig, tasks } from './helpers.js';
+import { InterleavingStore, sweepRig, tasks, World } from './helpers.js';
 
 const ELECTION = 's';
 const STALE_AFTER = 600;
@@ -134,4 +134,37 @@ describe('the same with real heartbeat timers and a store ~10 ms away', () => {
       expect((await direct.readBoard()).board.tasks.t1).toMatchObject({ state: 'queued', assignee: null, handoff: { from: 'x', to: withHandoff ? 'w0' : null } });
     });
   }
+});
+
+describe('a manual handoff note lives as long as the incarnation it was set on', () => {
+  it("once consumed, it is not re-applied to a later incarnation's work (neither the note nor the reservation)", async () => {
+    const world = new World();
+    const o1 = world.coordinator('o1');
+    o1.start();
+    await world.clock.advance(0);
+    const a1 = world.worker('a1', 100_000);
+    const a3 = world.worker('a3', 100_000, 0); // an idle target
+    for (const w of [a1, a3]) await w.agent.start();
+    await o1.submitTasks(tasks(1));
+    await world.run(50);
+    await o1.setHandoff('a1', { note: 'host-3 is being drained', to: 'a3' });
+    a1.crash();
+    await world.until(() => world.board().t1!.state === 'queued', 3000, 5);
+    expect(world.board().t1).toMatchObject({ assignee: 'a3', handoff: { note: expect.stringContaining('host-3 is being drained') } });
+
+    // Later a1 is restarted on a healthy host (a new incarnation), takes new work, and crashes for another reason.
+    const a1b = world.worker('a1', 100_000);
+    await a1b.agent.start();
+    expect((await o1.agentStatus()).find((s) => s.id === 'a1')).toMatchObject({ incarnation: 2, handoff: null });
+    await o1.submitTasks([{ id: 't2', kind: 'build', payload: null }]);
+    await world.run(50);
+    expect(world.board().t2).toMatchObject({ state: 'claimed', claimedBy: 'a1' });
+    a1b.crash();
+    await world.until(() => world.board().t2!.state === 'queued', 3000, 5);
+    const t2 = world.board().t2!;
+    expect(t2.handoff!.note).not.toMatch(/host-3 is being drained/);
+    expect(t2.handoff).toMatchObject({ reason: 'stale', to: null });
+    expect(t2.assignee).toBeNull();
+    await o1.stop();
+  });
 });

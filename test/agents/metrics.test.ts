@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
 import { createElector } from '../../src/createElector.js';
+import { InvalidOptionsError } from '../../src/errors.js';
 import { createElectorMetrics, Exposition, formatValue } from '../../src/metrics.js';
 import { TestClock } from '../../src/TestClock.js';
 import { FaultyLink } from '../helpers/faultyStore.js';
@@ -148,5 +149,29 @@ describe('healthy({ maxTolerableExpiredMs })', () => {
     expect(report.overdueMs).toBeGreaterThan(500);
     expect(report.reason).toMatch(/believes it leads/);
     expect(m.healthy({ maxTolerableExpiredMs: 10_000 })).toBe(true);
+  });
+
+  it('refuses a tolerance that is NaN, infinite or negative (InvalidOptionsError), rather than reporting a wedged leader healthy', async () => {
+    const clock = new TestClock();
+    const e = createElector({ election: 'h', nodeId: 'n0', store: new MemoryLeaseStore(), clock, ...timing });
+    const m = createElectorMetrics(e);
+    e.start();
+    await clock.advance(1000);
+    e.actor.stop(); // wedged: still believes it leads
+    clock.jump(timing.renewDeadlineMs + 60_000);
+    expect(m.healthy({ maxTolerableExpiredMs: 0 })).toBe(false);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+      const err = (() => {
+        try {
+          return m.healthy({ maxTolerableExpiredMs: bad });
+        } catch (caught) {
+          return caught;
+        }
+      })();
+      expect(InvalidOptionsError.is(err)).toBe(true);
+      expect((err as InvalidOptionsError).issues[0]).toMatchObject({ path: 'maxTolerableExpiredMs' });
+    }
+    expect(() => m.health({ maxTolerableExpiredMs: Number.NaN })).toThrow(/maxTolerableExpiredMs/);
+    expect(m.healthy({})).toBe(false); // absent: the default 0
   });
 });
