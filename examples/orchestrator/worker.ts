@@ -78,7 +78,9 @@ const shutdown = async (signal: string) => {
   emit('stopping', { id, signal });
   stopping = true;
   await running;
-  await agent.stop(); // deregisters; anything still held goes back to the queue
+  // Deregisters this process's own incarnation (anything still held goes back to the queue); if another process has
+  // registered under the same --id since, it leaves that one and its work alone.
+  await agent.stop();
   process.exit(0);
 };
 process.once('SIGTERM', () => void shutdown('SIGTERM'));
