@@ -121,6 +121,7 @@ export class PostgresLeaseStore implements LeaseStore {
   private readonly watchers = new Map<string, Set<() => void>>();
   private listener: pg.Client | undefined;
   private listenerRetry: ReturnType<typeof setTimeout> | undefined;
+  private readonly poolClients = new Set<pg.PoolClient>();
   private closed = false;
 
   constructor(options: PostgresLeaseStoreOptions = {}) {
@@ -164,6 +165,11 @@ export class PostgresLeaseStore implements LeaseStore {
     }
     // An idle pooled connection that dies emits 'error' on the pool; unhandled, that would crash the process.
     this.pool.on('error', this.onPoolError);
+    if (this.ownsPool) {
+      // Known so that close() can destroy their sockets when the server no longer answers.
+      this.pool.on('connect', (client) => this.poolClients.add(client));
+      this.pool.on('remove', (client) => this.poolClients.delete(client));
+    }
   }
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
@@ -221,6 +227,11 @@ export class PostgresLeaseStore implements LeaseStore {
     };
   }
 
+  /**
+   * Ends the LISTEN connection, the dedicated connection and (when the store created it) the pool, together, each
+   * within `timeoutMs`: a connection whose server no longer answers (a partition, a half-open socket) would make
+   * pg's end() wait forever for a goodbye, so its socket is destroyed once the time is up.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -228,17 +239,42 @@ export class PostgresLeaseStore implements LeaseStore {
     clearTimeout(this.listenerRetry);
     const listener = this.listener;
     this.listener = undefined;
-    await listener?.end().catch(() => {});
     const hot = this.hot;
     this.hot = undefined;
-    await hot?.end().catch(() => {});
-    if (this.ownsPool) await this.pool.end().catch(() => {});
+    const ends: Promise<void>[] = [];
+    if (listener) ends.push(this.endWithin(listener.end(), [listener]));
+    if (hot) ends.push(this.endWithin(hot.end(), [hot]));
+    if (this.ownsPool) ends.push(this.endWithin(this.pool.end(), this.poolClients));
     else this.pool.off('error', this.onPoolError);
+    await Promise.all(ends);
+  }
+
+  private async endWithin(ending: Promise<unknown>, clients: Iterable<pg.ClientBase>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = await Promise.race([
+      ending.then(
+        () => false,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!gaveUp) return;
+    this.logger.warn({ timeoutMs: this.timeoutMs }, 'postgres store: a connection did not close in time; destroying its socket');
+    for (const client of [...clients]) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   }
 
   private async commitOnce(client: pg.PoolClient, ops: readonly CommitOp[]): Promise<string[]> {
-    await client.query('BEGIN');
     const keys = [...new Set(ops.map((op) => op.key))].sort();
+    // Row locks cannot cover a key that is absent, so two commits each requiring a key the other creates to be
+    // absent would both pass their checks (write skew). A transaction-level advisory lock per key, taken before the
+    // checks and in one global order (so commits cannot deadlock on them), serialises every commit that shares a key.
+    // A separate statement from the SELECT below, so that the SELECT's snapshot is taken once the locks are held.
+    // compareAndSet takes none: it reads and writes its one key in one statement, so it cannot take part in a skew.
+    const lockIds = [...new Set(keys.map((key) => this.lockId(key)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    await client.query(`BEGIN; SELECT pg_advisory_xact_lock(id) FROM unnest('{${lockIds.join(',')}}'::bigint[]) AS l(id)`);
     const { rows } = await client.query<{ key: string; version: string }>(
       `SELECT key, version::text AS version FROM ${this.qualified} WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
       [keys],
@@ -283,7 +319,12 @@ export class PostgresLeaseStore implements LeaseStore {
       written.set(key, version);
     }
     await client.query('COMMIT');
-    return ops.map((op) => (op.value === undefined ? (op.expectedVersion as string) : written.get(op.key)!));
+    return ops.map((op) => written.get(op.key) ?? (op.expectedVersion as string));
+  }
+
+  /** The advisory lock id of a key: 64 bits of a hash of schema, table and key (a collision only serialises more). */
+  private lockId(key: string): bigint {
+    return createHash('sha256').update(`fenced-leader\0${this.schema}.${this.table}\0${key}`).digest().readBigInt64BE(0);
   }
 
   /**

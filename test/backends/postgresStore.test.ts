@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresLeaseStore, postgresLeaseStoreDdl } from '../../src/adapters/PostgresLeaseStore.js';
 import { testAdapter } from '../../src/adapters/testAdapter.js';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../../src/errors.js';
+import { TcpProxy } from '../helpers/tcpProxy.js';
+import { FreezeProxy, sleep, within } from './freezeProxy.js';
 import { CLOSED_PORT, DATABASE_URL, probePostgres, RUN_ID, requireUnderCi } from './servers.js';
 
 const server = await probePostgres();
@@ -178,4 +180,142 @@ describe.skipIf(!server.ok)('postgres store specifics', () => {
     await pool.end();
   });
 
+});
+
+describe.skipIf(!server.ok)('postgres store under concurrency and partitions', () => {
+  const pgPort = Number(new URL(DATABASE_URL).port || 5432);
+  const viaPort = (port: number) => {
+    const u = new URL(DATABASE_URL);
+    u.hostname = '127.0.0.1';
+    u.port = String(port);
+    return u.toString();
+  };
+  let admin: pg.Client;
+  const schemas: string[] = [];
+  const freshSchema = (label: string) => {
+    const s = `fl_${label}_${RUN_ID}`;
+    schemas.push(s);
+    return s;
+  };
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: DATABASE_URL });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    for (const s of schemas) await admin?.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`).catch(() => {});
+    await admin?.end();
+  });
+
+  it('commit is all-or-nothing with check-only "must be absent" ops under concurrency (no write skew)', async () => {
+    // Commit A: "y must be absent" (check only), create x. Commit B: "x must be absent" (check only), create y.
+    // In any serial order the second one fails with CasMismatchError. Absent rows cannot be locked by
+    // SELECT ... FOR UPDATE: without a lock per key both transactions pass their checks and both commit.
+    const s = freshSchema('skew');
+    const proxy = await TcpProxy.start({ targetPort: pgPort });
+    const a = new PostgresLeaseStore({ connectionString: viaPort(proxy.port), schema: s });
+    const b = new PostgresLeaseStore({ connectionString: viaPort(proxy.port), schema: s });
+    try {
+      await a.read('warm');
+      await b.read('warm');
+      proxy.delay(20); // widen the window between each transaction's checks and its COMMIT
+      let bothWon = 0;
+      for (let i = 0; i < 5; i++) {
+        const x = `x${i}`;
+        const y = `y${i}`;
+        const results = await Promise.allSettled([
+          a.commit([
+            { key: y, expectedVersion: null },
+            { key: x, expectedVersion: null, value: 'A' },
+          ]),
+          b.commit([
+            { key: x, expectedVersion: null },
+            { key: y, expectedVersion: null, value: 'B' },
+          ]),
+        ]);
+        if (results.every((r) => r.status === 'fulfilled')) bothWon += 1;
+        for (const r of results) if (r.status === 'rejected') expect(CasMismatchError.is(r.reason)).toBe(true);
+      }
+      expect(bothWon).toBe(0);
+    } finally {
+      proxy.delay(0);
+      await a.close();
+      await b.close();
+      await proxy.close();
+    }
+  });
+
+  it('close() returns within timeoutMs even when the server stops answering (partition, half-open TCP)', async () => {
+    const proxy = await FreezeProxy.start(pgPort);
+    const store = new PostgresLeaseStore({ connectionString: viaPort(proxy.port), schema: freshSchema('close'), timeoutMs: 1000 });
+    try {
+      await store.compareAndSet('k', null, 1);
+      await store.read('k'); // dedicated connection up
+      const off = store.watch('k', () => {}); // LISTEN connection up
+      await sleep(300);
+      proxy.freeze();
+      const started = performance.now();
+      const outcome = await within(store.close(), 5000);
+      off();
+      expect(outcome).not.toBe('timeout');
+      expect(performance.now() - started).toBeLessThan(2500);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a watcher is notified again after the LISTEN connection drops and comes back', async () => {
+    const s = freshSchema('rewatch');
+    const proxy = await TcpProxy.start({ targetPort: pgPort });
+    const watched = new PostgresLeaseStore({ connectionString: viaPort(proxy.port), schema: s });
+    const writer = new PostgresLeaseStore({ connectionString: DATABASE_URL, schema: s });
+    try {
+      const v1 = await writer.compareAndSet('w', null, 1);
+      let calls = 0;
+      const off = watched.watch('w', () => {
+        calls += 1;
+      });
+      await sleep(300);
+      await writer.compareAndSet('w', v1, 2);
+      await expect.poll(() => calls, { timeout: 3000 }).toBeGreaterThanOrEqual(1);
+      proxy.cut('reset');
+      await sleep(1500);
+      proxy.heal();
+      await sleep(6000);
+      const before = calls;
+      const cur = await writer.read('w');
+      await writer.compareAndSet('w', cur!.version, 3);
+      await expect.poll(() => calls, { timeout: 5000 }).toBeGreaterThan(before);
+      off();
+    } finally {
+      await watched.close();
+      await writer.close();
+      await proxy.close();
+    }
+  });
+
+  it('several stores creating one fresh schema at once all succeed', async () => {
+    const s = freshSchema('ddl');
+    const stores = Array.from({ length: 6 }, () => new PostgresLeaseStore({ connectionString: DATABASE_URL, schema: s }));
+    try {
+      const results = await Promise.allSettled(stores.map((st, i) => st.commit([{ key: `k${i}`, expectedVersion: null, value: i }])));
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    } finally {
+      await Promise.all(stores.map((st) => st.close()));
+    }
+  });
+
+  it('versions never repeat after TRUNCATE by an operator', async () => {
+    const s = freshSchema('trunc');
+    const store = new PostgresLeaseStore({ connectionString: DATABASE_URL, schema: s });
+    try {
+      const v1 = await store.compareAndSet('t', null, 1);
+      await admin.query(`TRUNCATE "${s}".entries RESTART IDENTITY`);
+      const v2 = await store.compareAndSet('t', null, 2);
+      expect(v2).not.toBe(v1);
+      await expect(store.compareAndSet('t', v1, 3)).rejects.toSatisfy(CasMismatchError.is);
+    } finally {
+      await store.close();
+    }
+  });
 });
