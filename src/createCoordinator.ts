@@ -76,6 +76,8 @@ const coordinatorOptionsSchema = timingSchema
     /** Test/simulator hook: called before each sweep commit (see Sweeper). */
     beforeSweepCommit: z.custom<(ops: readonly unknown[]) => Promise<void> | void>((v) => typeof v === 'function').optional(),
   })
+  // Strict, like createElector: a misspelt option must not leave a default silently in force.
+  .strict()
   .refine((o) => o.sweepIntervalMs <= o.staleAfterMs, { path: ['sweepIntervalMs'], message: 'sweepIntervalMs must not exceed staleAfterMs' })
   // Only a staleMs the user gave is held to this: the default adapts to staleAfterMs, so raising staleAfterMs alone
   // never makes an untouched retention invalid.
@@ -97,6 +99,7 @@ export function defaultStaleRetentionMs(staleAfterMs: number): number {
 }
 
 export type CoordinatorOptions = z.input<typeof coordinatorOptionsSchema>;
+const knownCoordinatorKeys = Object.keys(coordinatorOptionsSchema.in.shape);
 
 export interface AgentStatus {
   readonly id: string;
@@ -167,7 +170,7 @@ export type { ClaimFilter };
 
 export function createCoordinator(input: CoordinatorOptions = {}): Coordinator {
   const parsed = coordinatorOptionsSchema.safeParse(input);
-  if (!parsed.success) throw new InvalidOptionsError(fromZodIssues(parsed.error));
+  if (!parsed.success) throw new InvalidOptionsError(fromZodIssues(parsed.error, knownCoordinatorKeys));
   const options = parsed.data;
   const clock = options.clock ?? realClock;
   const logger = options.logger ?? silentLogger;

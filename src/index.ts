@@ -6,7 +6,7 @@ export type { RedisLeaseStoreOptions } from './adapters/RedisLeaseStore.js';
 export type { Agent, AgentLifecycle, AgentOptions } from './agents/agent.js';
 export type { AgentIdentity, AgentObservation, ClaimFilter, LeaderIdentity, Liveness, NewTask, ReservationObservation, Reservations, RespawnPolicy, RespawnRequest, RetentionPolicy, SweepInput, SweepPlan, VersionedAgent } from './agents/logic.js';
 export type { OrchestratorState } from './agents/orchestratorState.js';
-export type { AgentSession, ClaimedTask, RegisterOptions, VersionedBoard, VersionedLease } from './agents/registry.js';
+export type { AgentSession, ClaimedTask, DeregisterOptions, RegisterOptions, VersionedBoard, VersionedLease } from './agents/registry.js';
 export type { AgentKeys, AgentRecord, AgentState, HandoffNote, HandoffReason, StaleMark, TaskBoard, TaskRecord, TaskState } from './agents/schema.js';
 export type { SweeperOptions, SweepOutcome } from './agents/sweeper.js';
 export type { ElectionClock } from './clock.js';

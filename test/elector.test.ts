@@ -594,7 +594,7 @@ describe('stepping down while a request is in flight', () => {
       const e = electors[0]!;
       await startAll(electors, clock);
       const entry = shared.readSync(KEY)!;
-      const taken = check === 'someone-else' ? { holder: 'n9', epoch: 2 } : { renewals: 99 };
+      const taken: Record<string, Json> = check === 'someone-else' ? { holder: 'n9', epoch: 2 } : { renewals: 99 };
       shared.commitSync([{ key: KEY, expectedVersion: entry.version, value: { ...(entry.value as object), ...taken } }]);
       if (check === 'fail') links[0]!.plan.push({ op: 'read', mode: 'fail' });
       if (check === 'hang' || check === 'stop') links[0]!.plan.push({ op: 'read', mode: 'hang' });

@@ -118,6 +118,18 @@ describe('onRespawnNeeded', () => {
       expect((err as InvalidOptionsError).issues[0]!.path).toMatch(/^respawn/);
     }
   });
+
+  it('rejects a misspelt top-level option instead of leaving its default in force', () => {
+    try {
+      createCoordinator({ store: new MemoryLeaseStore(), staleAfterMS: 60_000 } as unknown as CoordinatorOptions);
+      expect.unreachable();
+    } catch (err) {
+      expect(InvalidOptionsError.is(err)).toBe(true);
+      expect((err as InvalidOptionsError).issues).toEqual([
+        expect.objectContaining({ code: 'unrecognized_keys', path: 'staleAfterMS', message: expect.stringContaining('did you mean "staleAfterMs"') }),
+      ]);
+    }
+  });
 });
 
 /**
