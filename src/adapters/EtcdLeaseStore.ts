@@ -187,7 +187,11 @@ export class EtcdLeaseStore implements LeaseStore {
         if (cancelled) {
           cancelled = false;
           stop();
+          return;
         }
+        // The watch starts at the revision current when it connected: a write made between watch() and now (etcd
+        // unreachable meanwhile, or only slow to answer) produced no event. Look once.
+        notify();
       })
       .catch((err: unknown) => this.logger.warn({ err, key }, 'etcd store: creating a watch failed'));
     return stop;
@@ -226,7 +230,8 @@ export class EtcdLeaseStore implements LeaseStore {
 
     if (response.succeeded) {
       const revision = response.header.revision;
-      return ops.map((op) => (op.value === undefined ? (op.expectedVersion as string) : revision));
+      // Each op reports its key's version afterwards: the transaction's revision for every key it wrote.
+      return ops.map((op) => (lastValue.has(op.key) ? revision : (op.expectedVersion as string)));
     }
     const actual = new Map(keys.map((key, i) => [key, response.responses[i]?.response_range?.kvs[0]?.mod_revision ?? null]));
     const failed = ops.find((op) => actual.get(op.key) !== op.expectedVersion) ?? ops[0]!;

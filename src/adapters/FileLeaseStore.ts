@@ -345,15 +345,16 @@ export class FileLeaseStore implements LeaseStore {
     }
     if (!ops.some((op) => op.value !== undefined)) return { versions: ops.map((op) => op.expectedVersion as string), wrote: false };
 
-    // Later ops on the same key see the versions earlier ops produced, as a sequence of writes would.
+    // Each op reports its key's version after the commit: for a key written twice, the last write's version (a check
+    // op on a key the commit writes, too).
     const written = new Map<string, string>();
-    const versions = ops.map((op) => {
-      if (op.value === undefined) return written.get(op.key) ?? (op.expectedVersion as string);
+    for (const op of ops) {
+      if (op.value === undefined) continue;
       const version = String(state.nextVersion++);
       state.entries.set(op.key, { value: structuredClone(op.value), version });
       written.set(op.key, version);
-      return version;
-    });
+    }
+    const versions = ops.map((op) => written.get(op.key) ?? (op.expectedVersion as string));
     if (state.nextVersion > Number.MAX_SAFE_INTEGER) throw this.unavailable('the version counter is exhausted');
 
     const body = `${JSON.stringify(

@@ -60,7 +60,9 @@ export class MemoryLeaseStore implements LeaseStore {
       return String(version);
     });
     for (const key of changed) for (const notify of this.watchers.get(key) ?? []) notify();
-    return versions;
+    // Each op reports its key's version after the commit (for a key written twice, the last write's).
+    if (changed.length === 0) return versions;
+    return ops.map((op, i) => (changed.includes(op.key) ? String(this.slots.get(op.key)!.version) : versions[i]!));
   }
 
   /** Forget everything, as a Redis without persistence does on restart. Versions keep rising so no stale CAS can succeed by accident. */

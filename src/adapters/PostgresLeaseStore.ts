@@ -491,7 +491,8 @@ export class PostgresLeaseStore implements LeaseStore {
 
   /**
    * One dedicated connection LISTENs for the table's channel. When it drops it is re-established with backoff, and
-   * every watcher is called once it is back, since notifications sent in between are lost.
+   * every watcher is called once it is back, since notifications sent in between are lost; likewise once it is first
+   * up, for writes made before that.
    */
   private ensureListener(attempt = 0): void {
     if (this.closed || this.listener || this.listenerRetry) return;
@@ -521,7 +522,9 @@ export class PostgresLeaseStore implements LeaseStore {
       .connect()
       .then(() => client.query(`LISTEN "${this.channel}"`))
       .then(() => {
-        if (attempt > 0) for (const set of [...this.watchers.values()]) for (const listener of [...set]) listener();
+        // Also on the first connection: a write made before LISTEN took effect (the server unreachable meanwhile,
+        // or only slow to answer) sent no notification to us.
+        for (const set of [...this.watchers.values()]) for (const listener of [...set]) listener();
         attempt = 0;
       })
       .catch(retry);

@@ -250,7 +250,12 @@ export class RedisLeaseStore implements LeaseStore {
       const actual = String(reply[2]);
       throw new CasMismatchError(op.key, op.expectedVersion, actual === '' ? null : actual);
     }
-    return ops.map((op, i) => (op.value === undefined ? (op.expectedVersion as string) : String(reply[i + 1])));
+    // Each op reports its key's version after the commit: for a key written twice, the last write's version.
+    const written = new Map<string, string>();
+    ops.forEach((op, i) => {
+      if (op.value !== undefined) written.set(op.key, String(reply[i + 1]));
+    });
+    return ops.map((op) => written.get(op.key) ?? (op.expectedVersion as string));
   }
 
   /**
@@ -334,11 +339,10 @@ export class RedisLeaseStore implements LeaseStore {
     subscriber.on('message', (channel: string) => {
       for (const listener of [...(this.watchers.get(channel) ?? [])]) listener();
     });
-    let readyBefore = false;
     subscriber.on('ready', () => {
-      // Messages published while we were disconnected are lost: tell every watcher to look again.
-      if (readyBefore) for (const set of [...this.watchers.values()]) for (const listener of [...set]) listener();
-      readyBefore = true;
+      // Messages published while we were disconnected are lost, and so are those published before the first
+      // connection (watch() may be called while Redis is unreachable): tell every watcher to look again.
+      for (const set of [...this.watchers.values()]) for (const listener of [...set]) listener();
     });
     this.subscriber = subscriber;
     return subscriber;

@@ -117,6 +117,41 @@ export function testAdapter(name: string, options: TestAdapterOptions): void {
       expect((await store.read(b))?.value).toEqual({ n: 1 });
     });
 
+    it("reports each op's key version after the commit, also for a key written twice or checked and written", async () => {
+      const key = uniqueKey('twice');
+      const [first, second] = await store.commit([
+        { key, expectedVersion: null, value: { n: 1 } },
+        { key, expectedVersion: null, value: { n: 2 } },
+      ]);
+      const entry = await store.read(key);
+      expect(entry).toMatchObject({ value: { n: 2 }, version: second });
+      expect(first).toBe(entry!.version);
+      const [checked, rewritten] = await store.commit([
+        { key, expectedVersion: entry!.version },
+        { key, expectedVersion: entry!.version, value: { n: 3 } },
+      ]);
+      expect(rewritten).not.toBe(entry!.version);
+      expect(checked).toBe(rewritten);
+      expect((await store.read(key))?.version).toBe(rewritten);
+    });
+
+    it('rejects a key or value holding U+0000 or an unpaired surrogate with a TypeError, before writing anything', async () => {
+      // PostgreSQL cannot store them; every store refuses them alike, as a caller error (not an outage to retry).
+      const key = uniqueKey('unstorable');
+      const unstorable: Json[] = [{ s: 'a\u0000b' }, ['\ud800'], { 'k\u0000': 1 }, 'x\udc00y'];
+      for (const value of unstorable) {
+        await expect(store.compareAndSet(key, null, value)).rejects.toBeInstanceOf(TypeError);
+        await expect(store.commit([{ key, expectedVersion: null, value }])).rejects.toBeInstanceOf(TypeError);
+      }
+      await expect(store.compareAndSet(`${key}\u0000`, null, 1)).rejects.toBeInstanceOf(TypeError);
+      await expect(store.read(`${key}\ud800`)).rejects.toBeInstanceOf(TypeError);
+      expect(await store.read(key)).toBeUndefined();
+      // Look-alikes are fine: an escaped backslash before "u0000", a paired surrogate, other control characters.
+      const fine = { s: '\\u0000 \\\\ud800 \ud83d\ude00 \u0001' };
+      await store.compareAndSet(key, null, fine);
+      expect((await store.read(key))?.value).toEqual(fine);
+    });
+
     it('checks a version without writing it (fencing a write on another key)', async () => {
       const lease = uniqueKey('check-lease');
       const data = uniqueKey('check-data');

@@ -4,6 +4,7 @@ import { EtcdLeaseStore } from '../../src/adapters/EtcdLeaseStore.js';
 import { testAdapter } from '../../src/adapters/testAdapter.js';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../../src/errors.js';
 import { TcpProxy } from '../helpers/tcpProxy.js';
+import { sleep, within } from './freezeProxy.js';
 import { CLOSED_PORT, ETCD_ENDPOINTS, probeEtcd, RUN_ID, requireUnderCi } from './servers.js';
 
 const server = await probeEtcd();
@@ -120,5 +121,65 @@ describe.skipIf(!server.ok)('etcd store specifics', () => {
     await borrowed.close();
     expect(await client.get(`${prefix}borrowed/k`).string()).toBe('1');
     client.close();
+  });
+});
+
+describe.skipIf(!server.ok)('etcd store: reconnects and stored data', () => {
+  const endpoint = ETCD_ENDPOINTS[0]!;
+  const etcdPort = Number(new URL(endpoint).port || 2379);
+  let admin: Etcd3;
+  beforeAll(() => {
+    admin = new Etcd3({ hosts: endpoint });
+  });
+  afterAll(async () => {
+    await admin?.delete().prefix(prefix);
+    admin?.close();
+  });
+
+  it('a watcher is notified after the connection drops and comes back, and for writes after that', async () => {
+    const proxy = await TcpProxy.start({ targetPort: etcdPort });
+    const watched = new EtcdLeaseStore({ hosts: `http://127.0.0.1:${proxy.port}`, prefix: `${prefix}rewatch/`, timeoutMs: 1000 });
+    const writer = new EtcdLeaseStore({ hosts: endpoint, prefix: `${prefix}rewatch/` });
+    try {
+      let calls = 0;
+      const off = watched.watch('w', () => {
+        calls += 1;
+      });
+      await expect.poll(() => calls, { timeout: 3000 }).toBe(1); // the watch is up
+      const v1 = await writer.compareAndSet('w', null, 1);
+      await expect.poll(() => calls, { timeout: 3000 }).toBe(2);
+      proxy.cut('reset');
+      await sleep(500);
+      const v2 = await writer.compareAndSet('w', v1, 2); // made while the watcher is cut off
+      proxy.heal();
+      await expect.poll(() => calls, { timeout: 8000 }).toBeGreaterThanOrEqual(3);
+      const before = calls;
+      await writer.compareAndSet('w', v2, 3);
+      await expect.poll(() => calls, { timeout: 3000 }).toBeGreaterThan(before);
+      off();
+    } finally {
+      await watched.close();
+      await writer.close();
+      await proxy.close();
+    }
+  });
+
+  it('a call through a blackholed link rejects within timeoutMs with StoreTimeoutError/StoreUnavailableError', async () => {
+    const proxy = await TcpProxy.start({ targetPort: etcdPort });
+    const viaProxy = new EtcdLeaseStore({ hosts: `http://127.0.0.1:${proxy.port}`, prefix: `${prefix}bh/`, timeoutMs: 800 });
+    try {
+      await viaProxy.read('x');
+      proxy.cut('blackhole');
+      const started = performance.now();
+      const err = await within(viaProxy.compareAndSet('x', null, 1).catch((e: unknown) => e), 5000);
+      expect(err).not.toBe('timeout');
+      expect(StoreTimeoutError.is(err) || StoreUnavailableError.is(err)).toBe(true);
+      expect(performance.now() - started).toBeLessThan(1500);
+      proxy.heal();
+      await expect.poll(() => viaProxy.read('x').then(() => 'ok', (e: unknown) => String(e)), { timeout: 10_000 }).toBe('ok');
+    } finally {
+      await viaProxy.close();
+      await proxy.close();
+    }
   });
 });

@@ -95,7 +95,10 @@ describe.skipIf(!server.ok)('postgres store specifics', () => {
       other.watch('cross', () => {
         calls += 1;
       });
-      await new Promise((r) => setTimeout(r, 300));
+      // One call once LISTEN is up (a write made before that would otherwise go unnoticed); then one per commit.
+      await expect.poll(() => calls).toBe(1);
+      await new Promise((r) => setTimeout(r, 100));
+      calls = 0;
       await admin.query('BEGIN');
       await admin.query(`INSERT INTO ${`"${schema}".entries`} (key, value, version) VALUES ('cross', '1', nextval('"${schema}"."entries_version_seq"'))`);
       await new Promise((r) => setTimeout(r, 200));

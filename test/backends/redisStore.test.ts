@@ -4,6 +4,7 @@ import { RedisLeaseStore } from '../../src/adapters/RedisLeaseStore.js';
 import { testAdapter } from '../../src/adapters/testAdapter.js';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../../src/errors.js';
 import { TcpProxy } from '../helpers/tcpProxy.js';
+import { sleep } from './freezeProxy.js';
 import { CLOSED_PORT, probeRedis, REDIS_URL, RUN_ID, requireUnderCi } from './servers.js';
 
 const server = await probeRedis();
@@ -70,7 +71,11 @@ describe.skipIf(!server.ok)('redis store specifics', () => {
     const seen: string[] = [];
     const off1 = store.watch('shared', () => seen.push('a'));
     const off2 = store.watch('shared', () => seen.push('b'));
+    // Each is called once when the subscription connection is first up (a write made before that would otherwise
+    // go unnoticed); then once per write.
+    await expect.poll(() => seen.length).toBe(2);
     await new Promise((r) => setTimeout(r, 150));
+    seen.length = 0;
     await store.commit([{ key: 'shared', expectedVersion: null, value: 1 }]);
     await expect.poll(() => seen.length).toBe(2);
     off1();
@@ -156,5 +161,66 @@ describe.skipIf(!server.ok)('redis store specifics', () => {
     expect(await client.ping()).toBe('PONG');
     await expect(borrowed.read('k')).rejects.toThrow(/closed/);
     await client.quit();
+  });
+});
+
+describe.skipIf(!server.ok)('redis store: reconnects and stored data', () => {
+  let admin: Redis;
+  beforeAll(() => {
+    admin = new Redis(REDIS_URL);
+  });
+  afterAll(async () => {
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await admin.del(...keys);
+    } while (cursor !== '0');
+    await admin?.quit();
+  });
+
+  it('a watcher is notified after the connection drops and comes back, and for writes after that', async () => {
+    const proxy = await TcpProxy.start({ targetHost: redisHost, targetPort: redisPort });
+    const watched = new RedisLeaseStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: `${keyPrefix}rewatch:` });
+    const writer = new RedisLeaseStore({ url: REDIS_URL, keyPrefix: `${keyPrefix}rewatch:` });
+    try {
+      let calls = 0;
+      const off = watched.watch('w', () => {
+        calls += 1;
+      });
+      await expect.poll(() => calls, { timeout: 3000 }).toBe(1); // the subscription is up
+      await sleep(100);
+      const v1 = await writer.compareAndSet('w', null, 1);
+      await expect.poll(() => calls, { timeout: 3000 }).toBe(2);
+      proxy.cut('reset');
+      await sleep(500);
+      const v2 = await writer.compareAndSet('w', v1, 2); // missed while disconnected
+      proxy.heal();
+      await expect.poll(() => calls, { timeout: 6000 }).toBeGreaterThanOrEqual(3);
+      const before = calls;
+      await writer.compareAndSet('w', v2, 3);
+      await expect.poll(() => calls, { timeout: 3000 }).toBeGreaterThan(before);
+      off();
+    } finally {
+      await watched.close();
+      await writer.close();
+      await proxy.close();
+    }
+  });
+
+  it('a commit expecting a version of an absent key rejects with CasMismatchError naming that key', async () => {
+    const store = new RedisLeaseStore({ url: REDIS_URL, keyPrefix: `${keyPrefix}mismatch:` });
+    try {
+      const v = await store.compareAndSet('n', null, { s: 'a' });
+      const err = await store
+        .commit([
+          { key: 'n', expectedVersion: v },
+          { key: 'other', expectedVersion: '1', value: 1 },
+        ])
+        .catch((e: unknown) => e);
+      expect(CasMismatchError.is(err) && (err as CasMismatchError).key === 'other').toBe(true);
+    } finally {
+      await store.close();
+    }
   });
 });
