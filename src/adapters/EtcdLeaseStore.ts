@@ -1,8 +1,9 @@
 import { Etcd3, GRPCDeadlineExceededError, type IOptions, isRecoverableError, type Namespace, type Watcher } from 'etcd3';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { boundCall } from './callBounds.js';
+import { boundCall, validateTimeoutMs } from './callBounds.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
+import { assertStorableJson, assertStorableKey, closedError, corruptEntry } from './storable.js';
 
 export interface EtcdLeaseStoreOptions {
   /** Used when no `client` is given. Default: `ETCD_ENDPOINTS` (comma-separated), else `http://127.0.0.1:2379`. */
@@ -113,13 +114,14 @@ export class EtcdLeaseStore implements LeaseStore {
   private readonly client: Etcd3;
   private readonly ownsClient: boolean;
   private readonly ns: Namespace;
+  private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private readonly watchers = new Set<() => void>();
   private closed = false;
 
   constructor(options: EtcdLeaseStoreOptions = {}) {
-    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.timeoutMs = validateTimeoutMs('EtcdLeaseStore', options.timeoutMs, 5000);
     this.logger = options.logger ?? silentLogger;
     if (options.client) {
       this.client = options.client;
@@ -133,14 +135,22 @@ export class EtcdLeaseStore implements LeaseStore {
       });
       this.ownsClient = true;
     }
-    this.ns = this.client.namespace(options.prefix ?? 'fenced-leader/');
+    this.prefix = options.prefix ?? 'fenced-leader/';
+    this.ns = this.client.namespace(this.prefix);
   }
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
+    assertStorableKey(key);
     const response = await this.run('read', options, (deadline) => this.ns.get(key).options({ deadline }).exec());
     const kv = response.kvs[0];
     if (!kv) return undefined;
-    return { value: JSON.parse(kv.value.toString('utf8')) as Json, version: kv.mod_revision };
+    let value: Json;
+    try {
+      value = JSON.parse(kv.value.toString('utf8')) as Json;
+    } catch (err) {
+      throw corruptEntry('etcd', `"${this.prefix}${key}"`, `its value is not JSON: ${(err as Error).message}`, err);
+    }
+    return { value, version: kv.mod_revision };
   }
 
   async compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
@@ -208,8 +218,12 @@ export class EtcdLeaseStore implements LeaseStore {
     if (ops.length === 0) return [];
     const keys = [...new Set(ops.map((op) => op.key))];
     // A key written twice in one commit keeps its last value (etcd rejects two puts of one key in a transaction).
-    const lastValue = new Map<string, Json>();
-    for (const op of ops) if (op.value !== undefined) lastValue.set(op.key, op.value);
+    const lastValue = new Map<string, string>();
+    for (const op of ops) {
+      const json = op.value === undefined ? '' : JSON.stringify(op.value);
+      assertStorableJson(op.key, json);
+      if (op.value !== undefined) lastValue.set(op.key, json);
+    }
 
     const response = await this.run(operation, options, (deadline) => {
       const [first, ...rest] = ops.map(
@@ -223,7 +237,7 @@ export class EtcdLeaseStore implements LeaseStore {
       const txn = this.ns.if(...first!).options({ deadline });
       for (const compare of rest) txn.and(...compare);
       return txn
-        .then(...[...lastValue].map(([key, value]) => this.ns.put(key).value(JSON.stringify(value))))
+        .then(...[...lastValue].map(([key, json]) => this.ns.put(key).value(json)))
         .else(...keys.map((key) => this.ns.get(key)))
         .commit();
     });
@@ -243,7 +257,7 @@ export class EtcdLeaseStore implements LeaseStore {
    * be applied by etcd: that is the ambiguous outcome callers handle.
    */
   private run<T>(operation: string, options: CallOptions | undefined, work: (deadline: Date) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('EtcdLeaseStore is closed; create a new store.'));
+    if (this.closed) return Promise.reject(closedError('etcd', 'EtcdLeaseStore'));
     const deadline = new Date(Date.now() + this.timeoutMs);
     return boundCall(
       options?.signal,

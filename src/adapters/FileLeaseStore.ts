@@ -8,6 +8,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { CasMismatchError, CorruptStateError, InvalidOptionsError, type OptionIssue, StoreUnavailableError } from '../errors.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
+import { assertStorableKey, assertStorableValue, closedError } from './storable.js';
 
 export const FILE_STORE_FORMAT = 'fenced-leader/v1';
 export const DEFAULT_FILE_STORE_PATH = '.orchestrator/orchestrator-state.json';
@@ -187,6 +188,7 @@ export class FileLeaseStore implements LeaseStore {
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
     this.assertUsable(options);
+    assertStorableKey(key);
     const state = await abortable(this.readState(), options?.signal);
     const entry = state.entries.get(key);
     return entry ? { value: structuredClone(entry.value), version: entry.version } : undefined;
@@ -204,6 +206,8 @@ export class FileLeaseStore implements LeaseStore {
         // JSON.stringify would quietly turn NaN into null or drop undefined fields: the stored value would differ.
         throw new TypeError(`The value for "${op.key}" is not plain JSON (NaN, Infinity, undefined, functions... are not storable).`);
       }
+      // What another store could not hold is refused here too, so moving to it cannot break a working setup.
+      assertStorableValue(op.key, op.value ?? null);
     }
     const signal = options?.signal;
     const previous = this.localTail;
@@ -235,6 +239,8 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   watch(key: string, onChange: () => void): Unsubscribe {
+    // As the other stores: a closed store registers nothing (nor starts polling again).
+    if (this.closed) return () => {};
     const sub: Subscription = { key, onChange, seen: this.versionNowSync(key) };
     this.subscriptions.add(sub);
     this.startWatching();
@@ -689,7 +695,7 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   private assertUsable(options?: CallOptions): void {
-    if (this.closed) throw new Error('FileLeaseStore is closed; create a new store.');
+    if (this.closed) throw closedError(`file (${this.path})`, 'FileLeaseStore');
     options?.signal?.throwIfAborted();
   }
 

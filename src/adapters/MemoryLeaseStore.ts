@@ -1,5 +1,6 @@
 import { CasMismatchError } from '../errors.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
+import { assertStorableKey, assertStorableValue, closedError } from './storable.js';
 
 interface Slot {
   value: Json;
@@ -76,20 +77,24 @@ export class MemoryLeaseStore implements LeaseStore {
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
     this.assertUsable(options);
+    assertStorableKey(key);
     return this.readSync(key);
   }
 
   async compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
     this.assertUsable(options);
+    assertStorableValue(key, value);
     return this.commitSync([{ key, expectedVersion, value }])[0]!;
   }
 
   async commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
     this.assertUsable(options);
+    for (const op of ops) assertStorableValue(op.key, op.value ?? null);
     return this.commitSync(ops);
   }
 
   watch(key: string, onChange: () => void): Unsubscribe {
+    if (this.closed) return () => {};
     let set = this.watchers.get(key);
     if (!set) {
       set = new Set();
@@ -107,7 +112,7 @@ export class MemoryLeaseStore implements LeaseStore {
   }
 
   private assertUsable(options?: CallOptions): void {
-    if (this.closed) throw new Error('MemoryLeaseStore is closed; create a new store.');
+    if (this.closed) throw closedError('memory', 'MemoryLeaseStore');
     options?.signal?.throwIfAborted();
   }
 }

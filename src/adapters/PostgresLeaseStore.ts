@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { boundCall } from './callBounds.js';
+import { boundCall, validateTimeoutMs } from './callBounds.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
+import { assertStorableJson, assertStorableKey, closedError } from './storable.js';
 
 export interface PostgresLeaseStoreOptions {
   /** Used when no `pool` is given. Default `postgres://postgres@127.0.0.1:5432/postgres`. */
@@ -148,7 +149,7 @@ export class PostgresLeaseStore implements LeaseStore {
             WHERE key = $1 AND version::text = $3 RETURNING version`),
     };
     this.createSchema = options.createSchema ?? true;
-    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.timeoutMs = validateTimeoutMs('PostgresLeaseStore', options.timeoutMs, 5000);
     this.logger = options.logger ?? silentLogger;
     if (options.pool) {
       this.pool = options.pool;
@@ -173,6 +174,7 @@ export class PostgresLeaseStore implements LeaseStore {
   }
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
+    assertStorableKey(key);
     const { rows } = await this.withStatement('read', options, (client) =>
       client.query<{ value: string; version: string; written_at_ms: number; read_at_ms: number }>(this.statements.read.with([key])),
     );
@@ -183,6 +185,8 @@ export class PostgresLeaseStore implements LeaseStore {
 
   async compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
     const json = JSON.stringify(value);
+    // jsonb and text cannot hold U+0000 (nor unpaired surrogates): a caller error, not an outage to retry.
+    assertStorableJson(key, json);
     const query =
       expectedVersion === null ? this.statements.create.with([key, json]) : this.statements.update.with([key, json, expectedVersion]);
     const { rows } = await this.withStatement('compareAndSet', options, (client) =>
@@ -197,6 +201,7 @@ export class PostgresLeaseStore implements LeaseStore {
 
   async commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
     if (ops.length === 0) return [];
+    for (const op of ops) assertStorableJson(op.key, op.value === undefined ? '' : JSON.stringify(op.value));
     return this.withClient('commit', options, async (client) => {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -417,7 +422,7 @@ export class PostgresLeaseStore implements LeaseStore {
    * abandoned single statement may still be applied by the server: that is the ambiguous outcome callers handle.
    */
   private withClient<T>(operation: string, options: CallOptions | undefined, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('PostgresLeaseStore is closed; create a new store.'));
+    if (this.closed) return Promise.reject(closedError('postgres', 'PostgresLeaseStore'));
     return boundCall(
       options?.signal,
       this.timeoutMs,

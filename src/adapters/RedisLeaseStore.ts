@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { boundCall, type CallScope } from './callBounds.js';
+import { boundCall, type CallScope, validateTimeoutMs } from './callBounds.js';
 import type { CallOptions, CommitOp, Json, LeaseStore, StoreCapabilities, StoreEntry, Unsubscribe } from './LeaseStore.js';
+import { assertStorableJson, assertStorableKey, closedError, corruptEntry } from './storable.js';
 
 export interface RedisLeaseStoreOptions {
   /** Used when no `client` is given. Default `redis://127.0.0.1:6379`. */
@@ -144,7 +145,7 @@ export class RedisLeaseStore implements LeaseStore {
   constructor(options: RedisLeaseStoreOptions = {}) {
     this.prefix = options.keyPrefix ?? 'fenced-leader:';
     this.counter = `${this.prefix}version-counter`;
-    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.timeoutMs = validateTimeoutMs('RedisLeaseStore', options.timeoutMs, 5000);
     this.logger = options.logger ?? silentLogger;
     if (options.client) {
       this.client = options.client;
@@ -160,11 +161,19 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async read(key: string, options?: CallOptions): Promise<StoreEntry | undefined> {
-    const reply = (await this.run('read', options, (scope) => this.evalScript(READ, 1, [this.entryKey(key)], scope))) as unknown[];
+    assertStorableKey(key);
+    const entryKey = this.entryKey(key);
+    const reply = (await this.run('read', options, (scope) => this.evalScript(READ, 1, [entryKey], scope))) as unknown[];
     const readAtMs = Number(reply[1]);
     if (Number(reply[0]) !== 1) return undefined;
+    let value: Json;
+    try {
+      value = JSON.parse(String(reply[2])) as Json;
+    } catch (err) {
+      throw corruptEntry('redis', `"${entryKey}"`, `its value is not JSON: ${(err as Error).message}`, err);
+    }
     return {
-      value: JSON.parse(String(reply[2])) as Json,
+      value,
       version: String(reply[3]),
       writtenAtMs: Number(reply[4]),
       readAtMs,
@@ -172,14 +181,9 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async compareAndSet(key: string, expectedVersion: string | null, value: Json, options?: CallOptions): Promise<string> {
-    const args = [
-      this.entryKey(key),
-      this.counter,
-      expectedVersion === null ? '0' : '1',
-      expectedVersion ?? '',
-      JSON.stringify(value),
-      this.channel(key),
-    ];
+    const json = JSON.stringify(value);
+    assertStorableJson(key, json);
+    const args = [this.entryKey(key), this.counter, expectedVersion === null ? '0' : '1', expectedVersion ?? '', json, this.channel(key)];
     const reply = (await this.run('compareAndSet', options, (scope) => this.evalScript(CAS, 2, args, scope))) as string | unknown[];
     if (typeof reply === 'string') return reply;
     const actual = String(reply[1]);
@@ -236,13 +240,9 @@ export class RedisLeaseStore implements LeaseStore {
     for (const op of ops) {
       keys.push(this.entryKey(op.key));
       const write = op.value !== undefined;
-      args.push(
-        op.expectedVersion === null ? '0' : '1',
-        op.expectedVersion ?? '',
-        write ? 'w' : 'c',
-        write ? JSON.stringify(op.value) : '',
-        this.channel(op.key),
-      );
+      const json = write ? JSON.stringify(op.value) : '';
+      assertStorableJson(op.key, json);
+      args.push(op.expectedVersion === null ? '0' : '1', op.expectedVersion ?? '', write ? 'w' : 'c', json, this.channel(op.key));
     }
     const reply = (await this.run(operation, options, (scope) => this.evalScript(COMMIT, keys.length, [...keys, ...args], scope))) as unknown[];
     if (Number(reply[0]) !== 1) {
@@ -277,7 +277,7 @@ export class RedisLeaseStore implements LeaseStore {
    * while Redis is down. An abandoned command may still be applied by the server.
    */
   private run<T>(operation: string, options: CallOptions | undefined, work: (scope: CallScope) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('RedisLeaseStore is closed; create a new store.'));
+    if (this.closed) return Promise.reject(closedError('redis', 'RedisLeaseStore'));
     return boundCall(
       options?.signal,
       this.timeoutMs,

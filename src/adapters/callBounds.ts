@@ -1,3 +1,5 @@
+import { InvalidOptionsError } from '../errors.js';
+
 /**
  * Bounds one store call by the store's `timeoutMs` and the caller's AbortSignal, without paying for a timer and an
  * abort listener on every call.
@@ -155,7 +157,9 @@ const young = new YoungCalls();
 
 /**
  * Runs `work` until it settles, the signal aborts (rejecting with the abort reason) or `timeoutMs` passes (rejecting
- * with `timeoutError()`). `work` receives the call's scope, to clean up when it is abandoned.
+ * with `timeoutError()`). `work` receives the call's scope, to clean up when it is abandoned. A call abandoned before
+ * it starts (an aborted signal, a budget of 0 or less) never runs `work`: the caller is told it failed, so it must
+ * not have been sent. Stores validate their `timeoutMs` with `validateTimeoutMs`.
  */
 export function boundCall<T>(
   signal: AbortSignal | undefined,
@@ -170,6 +174,8 @@ export function boundCall<T>(
     // A budget shorter than the grace period gets its own timer from the start.
     if (timeoutMs > GRACE_MS) young.add(call as Call<unknown>);
     else call.promote(now);
+    // Given up before it started (a budget already spent): the caller was told so, and nothing may be sent now.
+    if (call.abandoned) return;
     let pending: Promise<T>;
     try {
       pending = work(call);
@@ -182,4 +188,23 @@ export function boundCall<T>(
       (err: unknown) => call.fail(err),
     );
   });
+}
+
+/**
+ * The check every store constructor runs on its `timeoutMs` option: a finite number above 0 (a budget of 0 would
+ * report every call as timed out). Returns the value, or `fallback` when it is undefined.
+ */
+export function validateTimeoutMs(store: string, timeoutMs: number | undefined, fallback: number): number {
+  if (timeoutMs === undefined) return fallback;
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new InvalidOptionsError([
+      {
+        path: 'timeoutMs',
+        code: typeof timeoutMs === 'number' && timeoutMs <= 0 ? 'too_small' : 'invalid_type',
+        message: `${store} timeoutMs must be a finite number of milliseconds above 0 (got ${String(timeoutMs)}).`,
+        minimum: 0,
+      },
+    ]);
+  }
+  return timeoutMs;
 }

@@ -1,7 +1,7 @@
 import { getEventListeners } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CasMismatchError } from '../errors.js';
-import type { LeaseStore } from './LeaseStore.js';
+import { CasMismatchError, StoreUnavailableError } from '../errors.js';
+import type { Json, LeaseStore } from './LeaseStore.js';
 
 export interface TestAdapterOptions {
   /** Creates a fresh store. Called once per suite; keys are namespaced per test so stores may be shared. */
@@ -195,6 +195,32 @@ export function testAdapter(name: string, options: TestAdapterOptions): void {
       await expect(store.compareAndSet(key, null, { n: 2 }, { signal })).rejects.toSatisfy(CasMismatchError.is);
       await store.commit([{ key, expectedVersion: version, value: { n: 3 } }], { signal });
       expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    });
+
+    it('after close(): calls reject with StoreUnavailableError, watch() registers nothing, close() again is harmless', async () => {
+      const closed = await options.create();
+      const key = uniqueKey('closed');
+      await closed.read(key);
+      await closed.close();
+      await closed.close();
+      const errors = await Promise.all([
+        closed.read(key).catch((e: unknown) => e),
+        closed.compareAndSet(key, null, 1).catch((e: unknown) => e),
+        closed.commit([{ key, expectedVersion: null, value: 1 }]).catch((e: unknown) => e),
+      ]);
+      for (const err of errors) {
+        expect(StoreUnavailableError.is(err)).toBe(true);
+        expect((err as Error).message).toMatch(/is closed; create a new store/);
+      }
+      if (!closed.watch) return;
+      let calls = 0;
+      const off = closed.watch(key, () => {
+        calls += 1;
+      });
+      await store.compareAndSet(key, null, { n: 1 });
+      await new Promise((r) => setTimeout(r, 300));
+      off();
+      expect(calls).toBe(0);
     });
 
     it('rejects promptly when the signal is already aborted', async () => {

@@ -17,6 +17,18 @@ describe('boundCall', () => {
     expect(ran).toBe(false);
   });
 
+  it('never starts the work of a call whose budget is spent before it starts (timeoutMs 0 or less)', async () => {
+    for (const budget of [0, -5]) {
+      let ran = false;
+      await expect(
+        boundCall(undefined, budget, timeoutError, async () => {
+          ran = true;
+        }),
+      ).rejects.toThrow('timed out');
+      expect(ran).toBe(false);
+    }
+  });
+
   it('drops a reply that arrives after an abort noticed only on completion (within the grace period)', async () => {
     const controller = new AbortController();
     const pending = boundCall(controller.signal, 1000, timeoutError, async () => {

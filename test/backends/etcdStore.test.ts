@@ -2,7 +2,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdLeaseStore } from '../../src/adapters/EtcdLeaseStore.js';
 import { testAdapter } from '../../src/adapters/testAdapter.js';
-import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../../src/errors.js';
+import { CasMismatchError, CorruptStateError, StoreTimeoutError, StoreUnavailableError } from '../../src/errors.js';
 import { TcpProxy } from '../helpers/tcpProxy.js';
 import { sleep, within } from './freezeProxy.js';
 import { CLOSED_PORT, ETCD_ENDPOINTS, probeEtcd, RUN_ID, requireUnderCi } from './servers.js';
@@ -180,6 +180,18 @@ describe.skipIf(!server.ok)('etcd store: reconnects and stored data', () => {
     } finally {
       await viaProxy.close();
       await proxy.close();
+    }
+  });
+
+  it('reports a stored value that is not JSON as CorruptStateError naming the key, not a raw SyntaxError', async () => {
+    const store = new EtcdLeaseStore({ hosts: endpoint, prefix: `${prefix}corrupt/` });
+    try {
+      await admin.put(`${prefix}corrupt/k`).value('{not json');
+      const err = await store.read('k').catch((e: unknown) => e);
+      expect(CorruptStateError.is(err)).toBe(true);
+      expect((err as Error).message).toContain(`${prefix}corrupt/k`);
+    } finally {
+      await store.close();
     }
   });
 });

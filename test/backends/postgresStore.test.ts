@@ -321,4 +321,22 @@ describe.skipIf(!server.ok)('postgres store under concurrency and partitions', (
       await store.close();
     }
   });
+
+  it('rejects a value with U+0000 as a TypeError before any statement, not as StoreUnavailableError', async () => {
+    // jsonb cannot hold it; reported as an outage, the elector would retry it forever.
+    const proxy = await TcpProxy.start({ targetPort: pgPort });
+    const store = new PostgresLeaseStore({ connectionString: viaPort(proxy.port), schema: freshSchema('nul'), timeoutMs: 1000 });
+    try {
+      await store.read('warm');
+      proxy.cut('blackhole'); // a statement sent now would time out instead
+      const err = await store.compareAndSet('nul', null, { s: 'a\u0000b' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TypeError);
+      expect(StoreUnavailableError.is(err)).toBe(false);
+      expect((err as Error).message).toMatch(/U\+0000/);
+    } finally {
+      proxy.heal();
+      await store.close();
+      await proxy.close();
+    }
+  });
 });

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisLeaseStore } from '../../src/adapters/RedisLeaseStore.js';
 import { testAdapter } from '../../src/adapters/testAdapter.js';
-import { CasMismatchError, StoreTimeoutError, StoreUnavailableError } from '../../src/errors.js';
+import { CasMismatchError, CorruptStateError, StoreTimeoutError, StoreUnavailableError } from '../../src/errors.js';
 import { TcpProxy } from '../helpers/tcpProxy.js';
 import { sleep } from './freezeProxy.js';
 import { CLOSED_PORT, probeRedis, REDIS_URL, RUN_ID, requireUnderCi } from './servers.js';
@@ -205,6 +205,19 @@ describe.skipIf(!server.ok)('redis store: reconnects and stored data', () => {
       await watched.close();
       await writer.close();
       await proxy.close();
+    }
+  });
+
+  it('reports a stored value that is not JSON as CorruptStateError naming the key, not a raw SyntaxError', async () => {
+    const store = new RedisLeaseStore({ url: REDIS_URL, keyPrefix: `${keyPrefix}corrupt:` });
+    try {
+      await admin.hset(`${keyPrefix}corrupt:entry:k`, 'value', '{not json', 'version', '7', 'writtenAtMs', '1');
+      const err = await store.read('k').catch((e: unknown) => e);
+      expect(CorruptStateError.is(err)).toBe(true);
+      expect((err as Error).message).toContain(`${keyPrefix}corrupt:entry:k`);
+      expect(StoreUnavailableError.is(err)).toBe(false);
+    } finally {
+      await store.close();
     }
   });
 
