@@ -39,7 +39,9 @@ const server = startServer ? createInspectorServer({ port, autoOpen: false }) : 
 if (server) console.log(`inspector bridge: open http://localhost:${port} (needs https://stately.ai reachable from your browser)`);
 const inspector = recordOnly ? undefined : createWebSocketInspector({ url: `ws://localhost:${port}` });
 
-// The recorder timestamps with the same clock the electors use; here the real one. Lines are written synchronously.
+// The recorder timestamps with the same clock the electors use; here the real one: `t` from its monotonic now(),
+// `createdAt` from its wallNow() (wall-clock ms, as @statelyai/inspect stamps it). Lines are written synchronously; a
+// failing write (full disk) stops the recording with one message on stderr and never disturbs the electors.
 const recorder = recordInspectionToFile(recordPath, { clock: realClock });
 
 const store = new MemoryLeaseStore();
@@ -54,7 +56,7 @@ const electors = ['alpha', 'beta', 'gamma'].map((nodeId) =>
     // One observer feeding both: the live inspector and the synchronous recorder (node name = nodeId).
     inspect: (event: InspectionEvent) => {
       inspector?.inspect.next?.(event);
-      recorder.recordFor(nodeId, event, realClock.now());
+      recorder.recordFor(nodeId, event); // t = realClock.now(), createdAt = realClock.wallNow()
     },
   }),
 );

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { basename, resolve } from 'node:path';
-import { buildViewerHtml } from '../inspect/viewer.js';
+import { buildViewerHtml, TraceInputError } from '../inspect/viewer.js';
 
 const USAGE = `usage: fenced-leader view FILE [--out OUT.html] [--title TEXT] [--serve [--port N]]
 
@@ -50,21 +50,38 @@ export async function run(argv: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  let html: string;
+  let text: string;
   try {
-    html = buildViewerHtml(readFileSync(file, 'utf8'), title ?? `fenced-leader · ${basename(file)}`);
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     console.error(`cannot read ${file}: ${(err as Error).message}`);
     return 1;
   }
+  let html: string;
+  try {
+    html = buildViewerHtml(text, title ?? `fenced-leader · ${basename(file)}`);
+  } catch (err) {
+    console.error(`${file}: ${err instanceof TraceInputError ? '' : 'cannot build the page: '}${(err as Error).message}`);
+    return 1;
+  }
   if (!serve) {
     const path = resolve(out ?? defaultOutPath(file));
-    writeFileSync(path, html);
+    if (!writePage(path, html)) return 1;
     console.log(path);
     return 0;
   }
-  if (out) writeFileSync(resolve(out), html);
+  if (out && !writePage(resolve(out), html)) return 1;
   return servePage(html, port);
+}
+
+function writePage(path: string, html: string): boolean {
+  try {
+    writeFileSync(path, html);
+    return true;
+  } catch (err) {
+    console.error(`cannot write ${path}: ${(err as Error).message}`);
+    return false;
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { InspectionEvent, Observer } from 'xstate';
 import type { ElectionClock } from '../clock.js';
+import type { Logger } from '../logger.js';
 
 /**
  * Records XState inspection events synchronously, from XState's own `inspect` callback, in @statelyai/inspect's wire
@@ -68,16 +69,29 @@ export interface InspectRecorderOptions {
   sanitizeContext?: (context: Record<string, unknown>) => Record<string, unknown>;
   /** Nesting depth kept when serializing snapshots and events (deeper values become "[Object]"); default 10. */
   depthLimit?: number;
+  /**
+   * Called once with the first error recording hits (a failing `write`, e.g. a full disk, or an event that cannot be
+   * serialized); the recorder then stops recording. Nothing is ever thrown into XState's inspect callback, which would
+   * crash the host process or wedge the actor. Default: `logger.error(...)` if a logger is given, else one line on
+   * stderr.
+   */
+  onError?: (error: unknown) => void;
+  /** Where the first recording error is reported when no `onError` is given. */
+  logger?: Logger;
 }
 
 export interface InspectRecorder {
   /** Pass this as `createActor(machine, { inspect })` or `createElector({ inspect })`. */
   readonly inspect: Observer<InspectionEvent> & ((event: InspectionEvent) => void);
   /**
-   * Records an event for a given node at a given time (`t` and `createdAt` both `t`): for hosts that observe many
-   * actors at once, e.g. the simulator's `onInspect(node, event, realT)`.
+   * Records an event for a given node: for hosts that observe many actors at once, e.g. the simulator's
+   * `onInspect(node, event, realT)`. `t` defaults to the recorder's clock (`now()`). `createdAt` (milliseconds; the
+   * wire format's wall-clock stamp, `Date.now()` in @statelyai/inspect) defaults to `t` when `t` is given (virtual
+   * time: the simulator's recordings stay deterministic), else to the clock's `wallNow()`.
    */
-  recordFor(node: string, event: InspectionEvent, t: number): void;
+  recordFor(node: string, event: InspectionEvent, t?: number, createdAt?: number): void;
+  /** The error that stopped recording (see `onError`), or undefined while recording. */
+  readonly error: unknown;
   lines(): readonly InspectTraceLine[];
   events(): readonly WireEvent[];
   toJSONL(): string;
@@ -93,6 +107,11 @@ export const dropInjectedDependencies = (context: Record<string, unknown>): Reco
 };
 
 export function createInspectRecorder(options: InspectRecorderOptions): InspectRecorder {
+  return buildRecorder(options).recorder;
+}
+
+/** The recorder, and `fail` to stop it from outside (a sink that failed), reporting the error once. */
+function buildRecorder(options: InspectRecorderOptions): { recorder: InspectRecorder; fail: (error: unknown) => void } {
   const types = new Set(options.types ?? DEFAULT_TYPES);
   const keep = options.keep ?? options.write === undefined;
   const stable = options.stableSessionIds ?? true;
@@ -104,6 +123,8 @@ export function createInspectRecorder(options: InspectRecorderOptions): InspectR
   const recorded: InspectTraceLine[] = [];
   const ids = new Map<string, string>();
   const counters = new Map<string, number>();
+  const report = reporter(options);
+  let failure: { error: unknown } | undefined;
 
   let nodeOverride: string | undefined;
   const idOf = (ref: RefLike | undefined): string | undefined => {
@@ -178,59 +199,127 @@ export function createInspectRecorder(options: InspectRecorderOptions): InspectR
     }
   };
 
-  const record = (event: InspectionEvent, node?: string, at?: number): void => {
-    if (!types.has(event.type as WireEventType)) return;
-    const t = at ?? readT();
-    nodeOverride = node;
-    const wire = convert(event, String(at ?? readCreated()));
-    nodeOverride = undefined;
-    if (!wire) return;
-    const root = rootOf(event.actorRef);
-    const line: InspectTraceLine = { t, kind: 'inspect', node: node ?? options.node ?? nameOf(root), event: wire };
-    if (keep) recorded.push(line);
-    options.write?.(line);
+  const record = (event: InspectionEvent, node?: string, at?: number, createdAt?: number): void => {
+    // Runs inside XState's inspect callback: an exception here would crash the host or wedge the actor.
+    if (failure || !types.has(event.type as WireEventType)) return;
+    try {
+      const t = at ?? readT();
+      nodeOverride = node;
+      let wire: WireEvent | undefined;
+      try {
+        wire = convert(event, String(createdAt ?? at ?? readCreated()));
+      } finally {
+        nodeOverride = undefined;
+      }
+      if (!wire) return;
+      const root = rootOf(event.actorRef);
+      const line: InspectTraceLine = { t, kind: 'inspect', node: node ?? options.node ?? nameOf(root), event: wire };
+      if (keep) recorded.push(line);
+      options.write?.(line);
+    } catch (error) {
+      fail(error);
+    }
+  };
+  const fail = (error: unknown) => {
+    if (failure) return;
+    failure = { error };
+    report(error);
   };
 
   const inspect = Object.assign((event: InspectionEvent) => record(event), { next: (event: InspectionEvent) => record(event) });
 
-  return {
+  const recorder: InspectRecorder = {
     inspect,
-    recordFor: (node, event, t) => record(event, node, t),
+    recordFor: (node, event, t, createdAt) => record(event, node, t, createdAt),
+    get error() {
+      return failure?.error;
+    },
     lines: () => recorded,
     events: () => recorded.map((l) => l.event),
     toJSONL: () => recorded.map((l) => `${JSON.stringify(l)}\n`).join(''),
     clear: () => {
       recorded.length = 0;
     },
+  };  return { recorder, fail };
+
+}
+
+/** Reports the first error once: `onError`, else `logger.error`, else one line on stderr. Never throws. */
+function reporter(options: { onError?: (error: unknown) => void; logger?: Logger }): (error: unknown) => void {
+  let reported = false;
+  return (error) => {
+    if (reported) return;
+    reported = true;
+    try {
+      if (options.onError) options.onError(error);
+      else if (options.logger) options.logger.error({ err: error }, 'inspection recording stopped after an error');
+      else process.stderr.write(`fenced-leader: inspection recording stopped after an error: ${(error as Error)?.message ?? String(error)}\n`);
+    } catch {
+      // A failing reporter must not throw into XState either.
+    }
   };
 }
 
 /** A synchronous JSON-lines file sink: each line is written with `writeSync` before the callback returns. */
 export interface FileSink {
+  /** Never throws: the first failing write closes the file, is reported (see `FileSinkOptions`), later lines are dropped. */
   readonly write: (line: InspectTraceLine) => void;
+  /** The error that stopped the sink, or undefined. */
+  readonly error: unknown;
   close(): void;
 }
 
-export function createFileSink(path: string, mode: 'append' | 'truncate' = 'truncate'): FileSink {
+export interface FileSinkOptions {
+  /** Called once with the first write error (e.g. ENOSPC); default: `logger.error`, else one line on stderr. */
+  onError?: (error: unknown) => void;
+  logger?: Logger;
+}
+
+export function createFileSink(path: string, mode: 'append' | 'truncate' = 'truncate', options: FileSinkOptions = {}): FileSink {
+  return openFileSink(path, mode, reporter(options));
+}
+
+/** `onFailure` is called once, with the first write error, after the file was closed; it must not throw. */
+function openFileSink(path: string, mode: 'append' | 'truncate', onFailure: (error: unknown) => void): FileSink {
   const fd = openSync(path, mode === 'append' ? 'a' : 'w');
   let open = true;
+  let failure: { error: unknown } | undefined;
+  const close = () => {
+    if (!open) return;
+    open = false;
+    try {
+      closeSync(fd);
+    } catch {}
+  };
   return {
     write(line) {
-      if (open) writeSync(fd, `${JSON.stringify(line)}\n`);
-    },
-    close() {
       if (!open) return;
-      open = false;
-      closeSync(fd);
+      try {
+        writeSync(fd, `${JSON.stringify(line)}\n`);
+      } catch (error) {
+        failure = { error };
+        close();
+        onFailure(error);
+      }
     },
+    get error() {
+      return failure?.error;
+    },
+    close,
   };
 }
 
-/** Records to `path` as JSON lines; call `close()` when done. */
+/**
+ * Records to `path` as JSON lines; call `close()` when done. A failing write (a full disk) stops the recording and is
+ * reported once through `onError` / `logger` / stderr; the recorded actors carry on unaffected.
+ */
 export function recordInspectionToFile(path: string, options: Omit<InspectRecorderOptions, 'write' | 'keep'>): InspectRecorder & { close(): void } {
-  const sink = createFileSink(path);
-  const recorder = createInspectRecorder({ ...options, write: sink.write, keep: false });
-  return Object.assign(recorder, { close: () => sink.close() });
+  let fail: (error: unknown) => void = () => {};
+  // The sink's first error stops the recorder, which reports it once.
+  const sink = openFileSink(path, 'truncate', (error) => fail(error));
+  const built = buildRecorder({ ...options, write: sink.write, keep: false });
+  fail = built.fail;
+  return Object.assign(built.recorder, { close: () => sink.close() });
 }
 
 /**

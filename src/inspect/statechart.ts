@@ -27,6 +27,11 @@ export interface ChartEdge {
   event: string;
   guard: string | undefined;
   label: string;
+  /**
+   * A targetless transition (`STOP: { actions: 'requestStop' }`): it runs actions and stays where it is — `target` is
+   * its own source — and it still shadows any handler of the same event further up (e.g. the root's STOP → shutdown).
+   */
+  targetless: boolean;
 }
 
 export interface Statechart {
@@ -54,15 +59,19 @@ export function statechartOf(machine: AnyStateMachine = electionMachine): Statec
       initial: parent?.initial?.target.some((t) => t.id === sn.id) ?? false,
       depth,
     });
-    const transitions = [...node.edges.map((e) => e.transition), ...(sn.always ?? [])];
-    for (const transition of transitions) {
-      const targets = transition.target ?? [];
-      for (const target of targets) {
-        const eventType = transition.eventType ?? '';
-        const event = shortEvent(eventType, sn.id);
-        const guard = guardLabel(transition.guard);
-        edges.push({ source: path, target: rel(target.id), eventType, event, guard, label: guard ? `${event} [${guard}]` : event });
-      }
+    // One entry per transition and target; toDirectedGraph gives a targetless transition its own state as target.
+    const transitions = [
+      ...node.edges.map((e) => ({ transition: e.transition, target: e.target, targetless: !e.transition.target?.length })),
+      ...(sn.always ?? []).flatMap((transition) =>
+        transition.target?.length ? transition.target.map((target) => ({ transition, target, targetless: false })) : [{ transition, target: sn, targetless: true }],
+      ),
+    ];
+    for (const { transition, target, targetless } of transitions) {
+      const eventType = transition.eventType ?? '';
+      const event = shortEvent(eventType, sn.id);
+      const guard = guardLabel(transition.guard);
+      const label = `${guard ? `${event} [${guard}]` : event}${targetless ? ' (no target)' : ''}`;
+      edges.push({ source: path, target: rel(target.id), eventType, event, guard, label, targetless });
     }
     for (const child of node.children) visit(child, depth + 1);
   };
@@ -82,20 +91,29 @@ function shortEvent(eventType: string, stateId: string): string {
   return eventType;
 }
 
+/** `and`/`or`/`not` guards as an expression; compound operands are parenthesised (`!(x && y)`, `a && (b || c)`). */
 function guardLabel(guard: unknown): string | undefined {
   if (guard === undefined || guard === null) return undefined;
-  if (typeof guard === 'string') return guard;
+  return guardExpr(guard).text;
+}
+
+function guardExpr(guard: unknown): { text: string; compound: boolean } {
+  if (typeof guard === 'string') return { text: guard, compound: false };
   if (typeof guard === 'function') {
     const g = guard as { name: string; guards?: unknown[] };
     if (Array.isArray(g.guards)) {
-      const parts = g.guards.map((x) => guardLabel(x) ?? '?');
-      if (g.name === 'not') return `!${parts[0]}`;
-      return parts.join(g.name === 'or' ? ' || ' : ' && ');
+      const parts = g.guards.map((x) => {
+        const part = x === undefined || x === null ? { text: '?', compound: false } : guardExpr(x);
+        return part.compound ? `(${part.text})` : part.text;
+      });
+      if (g.name === 'not') return { text: `!${parts[0] ?? '?'}`, compound: false };
+      if (parts.length === 1) return { text: parts[0]!, compound: false };
+      return { text: parts.join(g.name === 'or' ? ' || ' : ' && '), compound: true };
     }
-    return g.name || 'guard';
+    return { text: g.name || 'guard', compound: false };
   }
-  if (typeof guard === 'object' && 'type' in (guard as object)) return String((guard as { type: unknown }).type);
-  return 'guard';
+  if (typeof guard === 'object' && 'type' in (guard as object)) return { text: String((guard as { type: unknown }).type), compound: false };
+  return { text: 'guard', compound: false };
 }
 
 /* ------------------------------------------------------------------------------------------------------------------
@@ -142,7 +160,7 @@ export function toMermaid(chart: Statechart = statechartOf()): string {
     if (to !== edge.target) inner.push(`to ${edge.target}`);
     const label = mermaidLabel(inner.length > 0 ? `${edge.label} (${inner.join(', ')})` : edge.label);
     const scope = from === '' ? '' : parentOf(from);
-    const line = `${from === '' ? 'anyState' : mermaidId(from)} --> ${mermaidId(to)} : ${label}`;
+    const line = `${from === '' ? 'anyState' : mermaidId(from)} --> ${to === '' ? 'anyState' : mermaidId(to)} : ${label}`;
     const key = `${scope}|${line}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -175,7 +193,8 @@ export function toMermaid(chart: Statechart = statechartOf()): string {
 /** The Markdown document committed as docs/statechart.md. */
 export function statechartDoc(chart: Statechart = statechartOf()): string {
   const rows = chart.edges.map(
-    (e) => `| \`${e.source || '(any state)'}\` | \`${e.event}\` | ${e.guard ? `\`${e.guard}\`` : ''} | \`${e.target}\` |`,
+    (e) =>
+      `| \`${e.source || '(any state)'}\` | \`${e.event}\` | ${e.guard ? `\`${e.guard}\`` : ''} | ${e.targetless ? '(no target: actions only, stays)' : `\`${e.target}\``} |`,
   );
   return [
     '# The election statechart',
@@ -186,7 +205,8 @@ export function statechartDoc(chart: Statechart = statechartOf()): string {
     'Drawn from the machine definition in `src/machines/electionMachine.ts` (xstate/graph `toDirectedGraph`, plus the',
     'eventless `always` transitions). Mermaid cannot draw a transition between states inside different composite states,',
     'so such a transition is drawn between their outer states and labelled with the inner ones; the table below lists',
-    'every transition exactly.',
+    'every transition exactly. A transition with no target (it runs actions and stays, shadowing any handler of the',
+    'same event further up, e.g. the root\'s `STOP`) is drawn as a self-loop labelled "(no target)".',
     '',
     '```mermaid',
     toMermaid(chart).trimEnd(),
@@ -225,6 +245,8 @@ export interface LayoutEdge {
   /** Short event names, `, `-separated. */
   event: string;
   events: string[];
+  /** Every transition it draws is targetless (a self-loop that runs actions only; drawn dashed). */
+  targetless: boolean;
   /** SVG path data. */
   d: string;
   labelX: number;
@@ -348,6 +370,7 @@ export function layoutStatechart(chart: Statechart = statechartOf()): Statechart
       label: group.map((e) => e.label).join('; '),
       event: events.join(', '),
       events,
+      targetless: group.every((e) => e.targetless),
       d,
       labelX: Math.round(lx),
       labelY: Math.round(ly),
@@ -374,7 +397,7 @@ export function statechartSvg(layout: StatechartLayout = layoutStatechart()): st
   }
   for (const edge of layout.edges) {
     parts.push(
-      `<g class="edge" data-edge="${esc(edge.events.map((e) => `${edge.source}>${edge.target}>${e}`).join('|'))}"><path d="${edge.d}" marker-end="url(#arrow)"/><title>${esc(`${edge.source} → ${edge.target}: ${edge.label}`)}</title><text x="${edge.labelX}" y="${edge.labelY}">${esc(shorten(edge.event))}</text></g>`,
+      `<g class="edge${edge.targetless ? ' targetless' : ''}" data-edge="${esc(edge.events.map((e) => `${edge.source}>${edge.target}>${e}`).join('|'))}"><path d="${edge.d}" marker-end="url(#arrow)"/><title>${esc(`${edge.source} → ${edge.target}: ${edge.label}`)}</title><text x="${edge.labelX}" y="${edge.labelY}">${esc(shorten(edge.event))}</text></g>`,
     );
   }
   for (const box of layout.boxes.filter((b) => !b.compound)) {

@@ -1,4 +1,5 @@
-import { TRACE_FORMAT } from '../../sim/trace.js';
+import { z } from 'zod';
+import { TRACE_FORMAT, traceLineSchema } from '../../sim/trace.js';
 import { layoutStatechart, statechartOf, statechartSvg } from './statechart.js';
 import { VIEWER_CLIENT_JS, VIEWER_CSS } from './viewerClient.js';
 
@@ -126,20 +127,83 @@ type Json = Record<string, any>;
 
 const PAIRED: Record<string, string> = { heal: 'partition', resume: 'pause', restart: 'crash' };
 
-/** Parses JSON-lines text (a simulator trace, a live recording, or bare wire events). */
+/** A trace file the viewer cannot draw: not JSON lines, a line of the wrong shape, or no trace lines at all. */
+export class TraceInputError extends Error {
+  override name = 'TraceInputError';
+}
+
+const NO_TRACE_LINES = 'no trace lines (expected meta/transition/inspect lines)';
+
+/** Parses JSON-lines text (a simulator trace, a live recording, or bare wire events); every line must be an object. */
 export function parseTraceText(text: string): Json[] {
-  const out: Json[] = [];
+  return readTraceText(text).lines;
+}
+
+function readTraceText(text: string): { lines: Json[]; lineNumbers: number[] } {
+  const lines: Json[] = [];
+  const lineNumbers: number[] = [];
   let lineNo = 0;
   for (const raw of text.split('\n')) {
     lineNo++;
     if (raw.trim() === '') continue;
+    let value: unknown;
     try {
-      out.push(JSON.parse(raw));
+      value = JSON.parse(raw);
     } catch (err) {
-      throw new Error(`line ${lineNo} is not JSON: ${(err as Error).message}`);
+      throw new TraceInputError(`line ${lineNo} is not JSON: ${(err as Error).message}`);
     }
+    if (!isObject(value)) throw new TraceInputError(`line ${lineNo} is not a JSON object (${describe(value)})`);
+    lines.push(value);
+    lineNumbers.push(lineNo);
   }
-  return out;
+  return { lines, lineNumbers };
+}
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? 'a string' : `${typeof v} ${String(v)}`);
+
+/**
+ * The trace schema (sim/trace.ts) per line kind, as the viewer reads it: field types are checked, but enumerated
+ * values it does not know (a newer simulator's agent events, faults, work phases, store phases) and a foreign meta
+ * `format` are let through — the viewer skips or shows them as they are.
+ */
+const LINE_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map(
+  traceLineSchema.options.map((option) => {
+    const loose: Record<string, z.ZodType> = {};
+    for (const [key, field] of Object.entries(option.shape as Record<string, z.ZodType>)) {
+      if (field instanceof z.ZodEnum || (key === 'format' && field instanceof z.ZodLiteral)) loose[key] = z.string();
+    }
+    return [option.shape.kind.value, option.extend(loose)];
+  }),
+);
+
+const isWireEvent = (line: Json) => line.kind === undefined && typeof line.type === 'string' && typeof line._version === 'string';
+
+/**
+ * Checks lines before the viewer draws them: every line an object, every known trace line kind well-typed (a wrongly
+ * typed field would otherwise break the page), and at least one line the viewer draws from (meta, transition,
+ * inspect, or a bare wire event). Lines of unknown kinds are skipped as before. Throws a TraceInputError naming the
+ * line (its number in the file when `lineNumbers` is given, else its 1-based position).
+ */
+export function checkTraceLines(lines: readonly unknown[], lineNumbers?: readonly number[]): void {
+  let drawable = false;
+  lines.forEach((line, i) => {
+    const lineNo = lineNumbers?.[i] ?? i + 1;
+    if (!isObject(line)) throw new TraceInputError(`line ${lineNo} is not a JSON object (${describe(line)})`);
+    if (isWireEvent(line)) {
+      drawable = true;
+      return;
+    }
+    const schema = typeof line.kind === 'string' ? LINE_SCHEMAS.get(line.kind) : undefined;
+    if (!schema) return;
+    const parsed = schema.safeParse(line);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((issue) => `${issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
+      throw new TraceInputError(`line ${lineNo} is not a valid \`${line.kind}\` trace line: ${issues.join('; ')}`);
+    }
+    if (line.kind === 'meta' || line.kind === 'transition' || line.kind === 'inspect') drawable = true;
+  });
+  if (!drawable) throw new TraceInputError(NO_TRACE_LINES);
 }
 
 export function stateValueToPath(value: unknown): string {
@@ -153,7 +217,13 @@ export function stateValueToPath(value: unknown): string {
   return '';
 }
 
+/** The page's data. Throws a TraceInputError on lines it cannot draw (see checkTraceLines). */
 export function buildViewerModel(input: readonly Json[], title = 'fenced-leader trace'): ViewerModel {
+  checkTraceLines(input);
+  return modelOf(input, title);
+}
+
+function modelOf(input: readonly Json[], title: string): ViewerModel {
   const nodes: string[] = [];
   const nodeIndex = new Map<string, number>();
   const nodeOf = (name: string): number => {
@@ -430,7 +500,8 @@ export function buildViewerModel(input: readonly Json[], title = 'fenced-leader 
     work,
     agents,
     violations,
-    chart: { edges: chart.edges.map((e) => ({ source: e.source, target: e.target, event: e.event })) },
+    // Targetless transitions change no state, so no trace transition is ever one of them.
+    chart: { edges: chart.edges.filter((e) => !e.targetless).map((e) => ({ source: e.source, target: e.target, event: e.event })) },
   };
 }
 
@@ -709,7 +780,9 @@ export function renderViewerHtml(model: ViewerModel): string {
 `;
 }
 
-export function buildViewerHtml(lines: readonly Json[] | string, title?: string): string {
-  const parsed = typeof lines === 'string' ? parseTraceText(lines) : lines;
-  return renderViewerHtml(buildViewerModel(parsed, title));
+/** Trace lines (or JSON-lines text) → the page. Throws a TraceInputError, naming the line, on input it cannot draw. */
+export function buildViewerHtml(lines: readonly Json[] | string, title = 'fenced-leader trace'): string {
+  const { lines: parsed, lineNumbers } = typeof lines === 'string' ? readTraceText(lines) : { lines, lineNumbers: undefined };
+  checkTraceLines(parsed, lineNumbers);
+  return renderViewerHtml(modelOf(parsed, title));
 }

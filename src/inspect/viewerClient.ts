@@ -32,6 +32,7 @@ svg.chart .state.focus.atomic > rect { fill:var(--focus, #d0ebff); }
 svg.chart .state.from > rect { stroke:var(--accent); stroke-dasharray:3 2; stroke-width:2; }
 svg.chart .edge path { fill:none; stroke:#adb5bd; stroke-width:1; color:#adb5bd; }
 svg.chart .edge text { fill:#868e96; font-size:9px; }
+svg.chart .edge.targetless path { stroke-dasharray:3 2; }
 svg.chart .edge:hover path { stroke:#495057; color:#495057; stroke-width:2; }
 svg.chart .edge.current path { stroke:var(--accent); color:var(--accent); stroke-width:2.5; }
 svg.chart .edge.current text { fill:var(--accent); font-weight:600; font-size:10px; }

@@ -4,9 +4,21 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TRACE_FORMAT } from '../../sim/trace.js';
+import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
+import { createElector } from '../../src/createElector.js';
+import { createInspectRecorder } from '../../src/inspect/recorder.js';
 import { syntheticTrace } from '../../src/inspect/synthetic.js';
-import { buildViewerHtml } from '../../src/inspect/viewer.js';
+import { buildViewerHtml, stateValueToPath } from '../../src/inspect/viewer.js';
+import { TestClock } from '../../src/TestClock.js';
 import { unsafeRunTrace } from './unsafeRun.js';
+
+let unsafeRun: ReturnType<typeof unsafeRunTrace> | undefined;
+/** The unsafe-config simulator run, simulated once for every test that draws it. */
+const unsafeRunOnce = () => {
+  unsafeRun ??= unsafeRunTrace();
+  return unsafeRun;
+};
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
@@ -17,22 +29,38 @@ if (!available) {
 
 const ARTIFACTS = resolve('artifacts', 'browser');
 
-async function open(context: BrowserContext, html: string, name: string): Promise<{ page: Page; loadMs: number; path: string }> {
+interface Opened {
+  page: Page;
+  loadMs: number;
+  path: string;
+  /** Page errors, CSP violations and requests for anything but the page itself, so far. */
+  problems(): Promise<string[]>;
+}
+
+/** Opens `html` from a file:// URL and waits until the page is ready, with no page error, CSP violation or request. */
+async function open(context: BrowserContext, html: string, name: string): Promise<Opened> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const path = join(ARTIFACTS, `${name}.html`);
   writeFileSync(path, html);
+  const href = pathToFileURL(path).href;
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
   page.on('request', (req) => {
-    if (!req.url().startsWith('file:') && !req.url().startsWith('data:')) errors.push(`network request: ${req.url()}`);
+    if (req.url() !== href) errors.push(`request: ${req.url()}`);
+  });
+  await page.addInitScript(() => {
+    const w = window as unknown as { __csp: string[] };
+    w.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => w.__csp.push(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
   });
   const started = performance.now();
-  await page.goto(pathToFileURL(path).href);
+  await page.goto(href);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   const loadMs = performance.now() - started;
-  expect(errors).toEqual([]);
-  return { page, loadMs, path };
+  const problems = async () => [...errors, ...(await page.evaluate(() => (window as unknown as { __csp: string[] }).__csp))];
+  expect(await problems()).toEqual([]);
+  return { page, loadMs, path, problems };
 }
 
 /** Pixels of the timeline canvas within a CSS-pixel rectangle whose colour is within `tol` of `rgb` (per channel). */
@@ -116,7 +144,7 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
   });
 
   it('marks the checker violation of an unsafe-config run on the timeline and lists it', async () => {
-    const { lines, source } = await unsafeRunTrace();
+    const { lines, source } = await unsafeRunOnce();
     const violations = lines.filter((l) => l.kind === 'violation');
     expect(violations.length).toBeGreaterThan(0);
     const { page } = await open(context, buildViewerHtml(lines, `unsafe config (${source})`), 'unsafe-run');
@@ -269,6 +297,8 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
     expect(await countColour(page, xRet + 3, geo.agentTops[2] as number, xBack - xRet - 6, geo.agentH, RETIRED)).toBe(0);
     expect(await page.textContent('#legend')).toContain('retired from the index');
     // Hovering the greyed lane says so, with who retired it at which epoch; the marker's own note too.
+    // The agent lanes sit at the bottom of the canvas, below the fold of a 1000 px viewport: bring them into view.
+    await page.$eval('#lanes', (el) => el.scrollIntoView({ block: 'end' }));
     const rect = (await (await page.$('#lanes'))!.boundingBox())!;
     await page.mouse.move(rect.x + (xRet + xBack) / 2, rect.y + row + geo.agentH / 2);
     expect(await page.textContent('#tooltip')).toMatch(/agent a2: stale \(incarnation 1\), NOT INDEXED: retired by n3's sweep at epoch 2/);
@@ -309,6 +339,73 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
     const cutGeo = await cutPage.evaluate(() => (window as any).viewer.geometry());
     const xEnd = (await cutPage.evaluate((t) => (window as any).viewer.xOf(t), cutAt)) as number;
     expect(await countColour(cutPage, xEnd - 12, cutGeo.agentTops[1] + 4, 10, 6, RETIRED)).toBeGreaterThan(20);
+  });
+
+  it('runs no markup from a crafted trace (node ids, states, event types, violations, agents, meta, title)', async () => {
+    const P = (tag: string) =>
+      `<img class="xss" src="data:," onload="(window.__xss=window.__xss||[]).push('${tag}')"></script><script>(window.__xss=window.__xss||[]).push('s-${tag}')</script><!--`;
+    const lines = [
+      { kind: 'meta', format: TRACE_FORMAT, seed: P('seed'), nodes: [P('n')], options: { [P('k')]: P('v'), o: { [P('nk')]: P('nv') } }, violatedAssumptions: [P('a')] },
+      { t: 0, kind: 'transition', node: P('n'), from: P('from'), to: P('to'), event: P('ev'), epoch: 1 },
+      { t: 10, kind: 'resource', node: P('n'), token: 1, accepted: false, highWater: 2 },
+      { t: 12, kind: 'fault', fault: P('f'), node: P('fn'), detail: { x: P('fd') } },
+      { t: 15, kind: 'violation', checker: P('c'), message: P('m'), nodes: [P('vn')], expected: false },
+      { t: 17, kind: 'agent', event: 'register', agent: P('ag'), node: P('ag'), incarnation: 1 },
+      { t: 18, kind: 'agent', event: 'claim', node: P('ag'), agent: P('ag'), task: P('task'), token: 2 },
+      { t: 19, kind: 'agent', event: 'sweep', node: P('n'), epoch: 1, detail: { marked: [{ agent: P('ag'), incarnation: 1, beat: P('b') }], requeued: [{ task: P('rt'), from: P('ag'), token: 3, note: P('note') }] } },
+      { t: 21, kind: 'agent', event: 'index', node: P('ix'), detail: { sweep: true, removed: [{ agent: P('ag'), claims: [P('cl')], reserved: [P('rs')], state: P('st'), incarnation: 1 }] } },
+      { t: 23, kind: 'agent', event: 'final', node: 'env', detail: { tasks: { [P('ft')]: { state: P('fs'), claimedBy: P('fb') } }, agents: { [P('fa')]: { indexed: false, state: P('fas') } } } },
+    ];
+    const { page, problems } = await open(context, buildViewerHtml(lines, P('title')), 'crafted');
+    await page.click('#next');
+    await page.click('#violations li');
+    await page.$eval('#lanes', (el) => el.scrollIntoView({ block: 'end' }));
+    const box = (await (await page.$('#lanes'))!.boundingBox())!;
+    for (let x = 120; x < box.width; x += 120) for (let y = 5; y < box.height; y += 20) await page.mouse.move(box.x + x, box.y + y);
+    expect(await page.evaluate(() => (window as any).__xss ?? [])).toEqual([]);
+    expect(await page.$$eval('img.xss', (e) => e.length)).toBe(0);
+    expect(await problems()).toEqual([]);
+  });
+
+  it("after every step, each node's state and the highlighted chart states equal the trace (simulator run and live recording)", async () => {
+    // A simulator trace: its transition lines, in time order.
+    const sim = (await unsafeRunOnce()).lines;
+    const simTransitions = sim
+      .flatMap((l, i) => (l.kind === 'transition' ? [{ ...l, i }] : []))
+      .sort((a, b) => a.t - b.t || a.i - b.i)
+      .map((l) => ({ node: l.node, from: l.from, to: l.to, event: l.event }));
+    await checkSteps(context, buildViewerHtml(sim), simTransitions);
+
+    // A live recording of three electors (inspect lines only): the root snapshots' state changes.
+    const clock = new TestClock();
+    const recorder = createInspectRecorder({ clock });
+    const store = new MemoryLeaseStore();
+    const electors = ['alpha', 'beta', 'gamma'].map((nodeId) =>
+      createElector({ election: 'b', nodeId, store, clock, leaseDurationMs: 400, renewDeadlineMs: 250, retryPeriodMs: 50, inspect: (e) => recorder.recordFor(nodeId, e, clock.now()) }),
+    );
+    for (const e of electors) e.start();
+    await clock.advance(400);
+    const resigned = electors.find((e) => e.isLeader())!.resign();
+    await clock.advance(600);
+    await resigned;
+    const stopped = Promise.all(electors.map((e) => e.stop()));
+    await clock.advance(600);
+    await stopped;
+    const liveText = recorder.toJSONL();
+    const last = new Map<string, string>();
+    const liveTransitions: { node: string; from: string; to: string; event: string }[] = [];
+    for (const l of recorder.lines()) {
+      const ev = l.event as { type: string; sessionId: string; rootId?: string; snapshot?: { value?: unknown }; event?: { type: string } };
+      if (ev.type !== '@xstate.snapshot' || ev.sessionId !== ev.rootId || ev.snapshot?.value === undefined) continue;
+      const path = stateValueToPath(ev.snapshot.value);
+      const previous = last.get(l.node);
+      if (previous !== undefined && previous !== path) liveTransitions.push({ node: l.node, from: previous, to: path, event: ev.event!.type });
+      last.set(l.node, path);
+    }
+    expect(liveTransitions.length).toBeGreaterThan(5);
+    const html = buildViewerHtml(liveText);
+    expect(html).not.toMatch(/sourceMappingURL|@import|url\(\s*['"]?(https?:|\/\/)|\b(src|href)\s*=\s*["']?(https?:|\/\/)/i);
+    await checkSteps(context, html, liveTransitions);
   });
 
   it('loads a large trace (10 nodes × 10 simulated minutes) in reasonable time', async () => {
@@ -352,3 +449,38 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
     await loaded.page.screenshot({ path: join(ARTIFACTS, 'viewer-large-agents.png'), fullPage: true });
   });
 });
+
+/** Steps through every transition of the page; each step's transition, node states and highlighted states match `expected`. */
+async function checkSteps(context: BrowserContext, html: string, expected: { node: string; from: string; to: string; event: string }[]): Promise<void> {
+  const { page, problems } = await open(context, html, 'steps');
+  const shown = await page.evaluate(() => {
+    const v = (window as any).viewer;
+    const out: { tr: any; st: Record<string, string>; active: string[]; ev: string }[] = [];
+    for (let i = 0; i < v.count; i++) {
+      v.setStep(i);
+      const st: Record<string, string> = {};
+      for (const n of v.nodes) st[n] = v.stateOf(n);
+      const active = Array.from(document.querySelectorAll('#chart .state.atomic.active, #chart .state.final.active')).map((g) => g.getAttribute('data-state')!);
+      out.push({ tr: v.transition(i), st, active: [...new Set(active)].sort(), ev: document.getElementById('step-event')!.textContent! });
+    }
+    return out;
+  });
+  // Zooming and panning load nothing either.
+  await page.click('#last');
+  const box = (await (await page.$('#lanes'))!.boundingBox())!;
+  await page.mouse.move(box.x + 400, box.y + 40);
+  await page.mouse.wheel(0, -300);
+  expect(await problems()).toEqual([]);
+  await page.close();
+  expect(shown.length).toBe(expected.length);
+  const state: Record<string, string> = {};
+  for (const t of expected) if (!(t.node in state)) state[t.node] = t.from;
+  const uncharted = new Set(['start', 'crashed']);
+  expected.forEach((t, i) => {
+    state[t.node] = t.to;
+    const s = shown[i]!;
+    expect({ i, node: s.tr.node, from: s.tr.from, to: s.tr.to, event: s.ev }).toEqual({ i, node: t.node, from: t.from, to: t.to, event: t.event || '(eventless)' });
+    expect(s.st).toEqual(state);
+    expect(s.active).toEqual([...new Set(Object.values(state).filter((x) => !uncharted.has(x)))].sort());
+  });
+}

@@ -140,9 +140,15 @@ describe('examples/inspect/live.ts', () => {
 
   it('--record-only opens no socket and still ends by itself with a complete recording', async () => {
     const recording = join(dir, 'offline.jsonl');
+    const before = Date.now();
     const example = await run(['--import', 'tsx', 'examples/inspect/live.ts', '--seconds', '2', '--record-only', '--record', recording], 45_000).done;
+    const after = Date.now();
     expect(example).toMatchObject({ code: 0, stderr: '' });
     expect(example.stdout).not.toContain('inspector bridge');
+    // createdAt is wall-clock milliseconds, as @statelyai/inspect stamps it (Date.now()); `t` the monotonic clock.
+    const stamps = readInspectRecordingFile(recording).map((e) => Number(e.createdAt));
+    expect(stamps.length).toBeGreaterThan(10);
+    expect(stamps.every((ms) => ms >= before && ms <= after)).toBe(true);
     const model = buildViewerModel(parseTraceText(readFileSync(recording, 'utf8')));
     expect(model.nodes).toEqual(['alpha', 'beta', 'gamma']);
     expect(model.tr.s.map((s) => model.states[s]).filter((s) => s === 'shutdown').length).toBe(3);

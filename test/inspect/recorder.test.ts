@@ -1,14 +1,17 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInspector, createWebSocketReceiver, type StatelyInspectionEvent } from '@statelyai/inspect';
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { assign, createActor, createMachine, type InspectionEvent } from 'xstate';
 import { MemoryLeaseStore } from '../../src/adapters/MemoryLeaseStore.js';
+import { realClock } from '../../src/clock.js';
 import { createElector } from '../../src/createElector.js';
 import {
+  createFileSink,
   createInspectRecorder,
   INSPECT_WIRE_VERSION,
   readInspectRecording,
@@ -165,6 +168,140 @@ describe('inspect recorder', () => {
     const deadline = Date.now() + 5_000;
     while (received.length < recorded.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(received).toEqual(JSON.parse(JSON.stringify(recorded)));
+  });
+});
+
+describe('inspect recorder: file recording of a real elector', () => {
+  const electorOn = (nodeId: string, inspect: (e: InspectionEvent) => void) =>
+    createElector({ election: nodeId, nodeId, store: new MemoryLeaseStore(), leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 100, inspect });
+
+  it('every line is JSON with the wire-format fields', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fl-rec-fmt-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'run.jsonl');
+    const recorder = recordInspectionToFile(path, { clock: realClock, node: 'w1' });
+    const elector = electorOn('w1', recorder.inspect);
+    elector.start();
+    await new Promise((r) => setTimeout(r, 500));
+    await elector.stop();
+    recorder.close();
+    const lines = readFileSync(path, 'utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines.length).toBeGreaterThan(10);
+    const types = new Set<string>();
+    for (const raw of lines) {
+      const line = JSON.parse(raw);
+      expect(line).toMatchObject({ t: expect.any(Number), kind: 'inspect', node: 'w1' });
+      const ev = line.event;
+      types.add(ev.type);
+      expect(ev).toMatchObject({ sessionId: expect.any(String), rootId: expect.any(String), createdAt: expect.any(String), id: null, _version: INSPECT_WIRE_VERSION });
+      expect(Number.isFinite(Number(ev.createdAt))).toBe(true);
+      if (ev.type === '@xstate.actor') expect(() => JSON.parse(ev.definition)).not.toThrow();
+      if (ev.type === '@xstate.snapshot') expect(ev.snapshot && ev.event).toBeTruthy();
+    }
+    expect([...types].sort()).toEqual(['@xstate.actor', '@xstate.event', '@xstate.snapshot']);
+  });
+
+  it('drops writes after close() without throwing into the actor', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fl-rec-closed-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const recorder = recordInspectionToFile(join(dir, 'closed.jsonl'), { clock: realClock, node: 'c1' });
+    const elector = electorOn('c1', recorder.inspect);
+    elector.start();
+    recorder.close();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(elector.isLeader()).toBe(true);
+    expect(recorder.error).toBeUndefined();
+    await elector.stop();
+  });
+});
+
+describe('inspect recorder: a recording that starts failing (a full disk) never disturbs the recorded actors', () => {
+  const root = resolve(import.meta.dirname, '../..');
+  const tsx = join(root, 'node_modules', '.bin', 'tsx');
+  const fixture = (args: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fl-rec-full-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const r = spawnSync(tsx, [join(import.meta.dirname, 'fixtures', 'recorderWriteFails.mts'), join(dir, 'rec.jsonl'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const line = /^RESULT (.*)$/m.exec(r.stdout ?? '');
+    return { code: r.status, stderr: r.stderr, result: line ? JSON.parse(line[1]!) : undefined };
+  };
+  const ENOSPC = 'ENOSPC: no space left on device, write';
+
+  it('does not crash the host process: the write error stops the recording and is reported once on stderr', () => {
+    const r = fixture([]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`fenced-leader: inspection recording stopped after an error: ${ENOSPC}\n`);
+    expect(r.result).toMatchObject({ leaderBefore: true, leaderAfter: true, recorderError: ENOSPC });
+    expect(r.result.linesAfter).toBe(r.result.linesBefore);
+  });
+
+  it('does not wedge the elector (a host that survives uncaught exceptions): renewals keep it leader; onError gets the error once', () => {
+    const r = fixture(['--survive', '--on-error']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.result).toMatchObject({ uncaught: 0, leaderBefore: true, leaderAfter: true, value: { leader: expect.any(String) }, reported: [ENOSPC] });
+  });
+
+  it('a throwing write or sanitizer is caught in the inspect callback, reported once (onError, else the logger), and recording stops', () => {
+    const errors: unknown[] = [];
+    let writes = 0;
+    const failing = createInspectRecorder({
+      clock: () => 1,
+      onError: (e) => errors.push(e),
+      write: () => {
+        writes++;
+        throw new Error('disk full');
+      },
+    });
+    const actor = createActor(toggle, { inspect: failing.inspect }).start();
+    actor.send({ type: 'FLIP' });
+    actor.send({ type: 'FLIP' });
+    expect(actor.getSnapshot().value).toBe('off');
+    expect(actor.getSnapshot().context.count).toBe(1);
+    expect(writes).toBe(1);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['disk full']);
+    expect((failing.error as Error).message).toBe('disk full');
+
+    const logged: unknown[] = [];
+    const logger = { info() {}, warn() {}, error: (fields: object, message: string) => logged.push({ fields, message }) };
+    const sanitizing = createInspectRecorder({
+      clock: () => 1,
+      logger,
+      sanitizeContext: () => {
+        throw new Error('cannot sanitize');
+      },
+    });
+    const other = createActor(toggle, { inspect: (e) => sanitizing.recordFor('x', e, 5) }).start();
+    other.send({ type: 'FLIP' });
+    expect(other.getSnapshot().value).toBe('on');
+    expect(logged).toHaveLength(1);
+    expect(sanitizing.lines().every((l) => l.node === 'x')).toBe(true);
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('createFileSink never throws: the first failing write (ENOSPC on /dev/full) is reported once, later lines are dropped', () => {
+    const errors: unknown[] = [];
+    const sink = createFileSink('/dev/full', 'append', { onError: (e) => errors.push(e) });
+    const recorder = createInspectRecorder({ clock: () => 1, write: sink.write, keep: true });
+    const actor = createActor(toggle, { inspect: recorder.inspect }).start();
+    actor.send({ type: 'FLIP' });
+    expect(actor.getSnapshot().value).toBe('on');
+    expect(errors.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['ENOSPC']);
+    expect((sink.error as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    expect(recorder.lines().length).toBeGreaterThan(2); // the recorder itself kept going; only the sink stopped
+    sink.close();
+  });
+
+  it('recordFor stamps createdAt with the wall clock when t comes from the recorder\'s own clock', () => {
+    const recorder = createInspectRecorder({ clock: realClock });
+    const before = Date.now();
+    createActor(toggle, { inspect: (e) => recorder.recordFor('n', e) }).start();
+    createActor(toggle, { inspect: (e) => recorder.recordFor('m', e, 3, 1_700_000_000_000) }).start();
+    const [own, given] = [recorder.lines().find((l) => l.node === 'n')!, recorder.lines().find((l) => l.node === 'm')!];
+    expect(Number(own.event.createdAt)).toBeGreaterThanOrEqual(before);
+    expect(Number(own.event.createdAt)).toBeLessThanOrEqual(Date.now());
+    expect(own.t).toBeLessThan(before); // monotonic: performance.now()
+    expect(given).toMatchObject({ t: 3, event: { createdAt: '1700000000000' } });
   });
 });
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { and, createMachine, not, or } from 'xstate';
 import { STATECHART_DOC_PATH } from '../../src/inspect/generateStatechartDoc.js';
 import { layoutStatechart, statechartDoc, statechartOf, statechartSvg, toMermaid } from '../../src/inspect/statechart.js';
 import { electionMachine } from '../../src/machines/electionMachine.js';
@@ -21,7 +22,7 @@ describe('statechart from electionMachine', () => {
     expect(chart.nodes.find((n) => n.path === 'shutdown')!.type).toBe('final');
   });
 
-  it('has the event, delayed and eventless transitions, with guards, and no targetless ones', () => {
+  it('has the event, delayed and eventless transitions, with guards, and the targetless ones as self-loops', () => {
     const has = (source: string, event: string, target: string, guard?: string) =>
       chart.edges.some((e) => e.source === source && e.event === event && e.target === target && (guard === undefined || e.guard === guard));
     expect(has('follower.reading', 'lease.read', 'follower.waiting', 'isCurrentReply')).toBe(true);
@@ -32,7 +33,44 @@ describe('statechart from electionMachine', () => {
     expect(has('leader', 'renew.deadline', 'fenced', 'deadlinePassed')).toBe(true);
     expect(has('leader.verifying', 'lease.read', 'fenced')).toBe(true);
     expect(has('', 'STOP', 'shutdown')).toBe(true);
-    expect(chart.edges.some((e) => e.event === 'STAND' || e.event === 'renew.deadline' && e.target === 'leader')).toBe(false);
+    expect(chart.edges.filter((e) => !e.targetless).some((e) => e.event === 'STAND' || (e.event === 'renew.deadline' && e.target === 'leader'))).toBe(false);
+    // Targetless transitions stay where they are and shadow handlers further up: a second stop() while releasing.
+    const targetless = chart.edges.filter((e) => e.targetless).map((e) => `${e.source}:${e.event}${e.guard ? `[${e.guard}]` : ''}`);
+    expect(targetless.sort()).toEqual(
+      [':STAND', ':RESIGN', 'follower.releasing:STOP', 'follower.checkingRelease:STOP', 'candidate:STOP[releaseRequested]', 'leader:renew.deadline'].sort(),
+    );
+    expect(chart.edges.filter((e) => e.targetless).every((e) => e.target === e.source && e.label.endsWith('(no target)'))).toBe(true);
+    const mermaid = toMermaid(chart);
+    expect(mermaid).toContain('follower_releasing --> follower_releasing : STOP (no target)');
+    expect(mermaid).toContain('anyState --> anyState : STAND (no target)');
+    expect(statechartDoc(chart)).toContain('| `follower.releasing` | `STOP` |  | (no target: actions only, stays) |');
+    // The viewer draws them dashed, and never matches a trace transition (a state change) against them.
+    const svg = statechartSvg(layoutStatechart(chart));
+    expect(svg).toContain('<g class="edge targetless" data-edge="follower.releasing&gt;follower.releasing&gt;STOP">');
+  });
+
+  it('a child\'s targetless handler that shadows the root\'s STOP → shutdown changes the doc', () => {
+    const base = {
+      id: 'm',
+      initial: 'a',
+      on: { STOP: { target: '.shutdown' } },
+      states: { a: { on: { GO: 'b' } }, b: {}, shutdown: { type: 'final' as const } },
+    };
+    const before = statechartDoc(statechartOf(createMachine(base)));
+    const after = statechartDoc(statechartOf(createMachine({ ...base, states: { ...base.states, a: { on: { GO: 'b', STOP: { actions: 'note' } } } } })));
+    expect(after).not.toBe(before);
+    expect(after).toContain('a --> a : STOP (no target)');
+    expect(after).toContain('| `a` | `STOP` |  | (no target: actions only, stays) |');
+  });
+
+  it('guard labels keep the scope of not/and/or', () => {
+    const guardOf = (guard: Parameters<typeof not>[0]) =>
+      statechartOf(createMachine({ id: 'm', initial: 'a', states: { a: { on: { GO: { guard, target: 'b' } } }, b: {} } })).edges.find((e) => e.event === 'GO')!.guard;
+    expect(guardOf(not(and(['x', 'y'])))).toBe('!(x && y)');
+    expect(guardOf(and([not('x'), 'y']))).toBe('!x && y');
+    expect(guardOf(and(['x', or(['y', 'z'])]))).toBe('x && (y || z)');
+    expect(guardOf(or([and(['x', 'y']), not(or(['z', 'w']))]))).toBe('(x && y) || !(z || w)');
+    expect(guardOf(not(not('x')))).toBe('!!x');
   });
 
   it('renders Mermaid with composite states and every state declared', () => {

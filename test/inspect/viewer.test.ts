@@ -8,7 +8,7 @@ import { run } from '../../src/cli/view.js';
 import { createElector } from '../../src/createElector.js';
 import { createInspectRecorder } from '../../src/inspect/recorder.js';
 import { syntheticTrace } from '../../src/inspect/synthetic.js';
-import { AGENT_EVENTS, buildViewerHtml, buildViewerModel, stateValueToPath } from '../../src/inspect/viewer.js';
+import { AGENT_EVENTS, buildViewerHtml, buildViewerModel, stateValueToPath, TraceInputError } from '../../src/inspect/viewer.js';
 import { TestClock } from '../../src/TestClock.js';
 
 const hand: TraceLine[] = [
@@ -268,6 +268,60 @@ describe('viewer model', () => {
     const bare = buildViewerModel(recorder.events().map((e) => JSON.parse(JSON.stringify(e))));
     expect(bare.tr.s.length).toBe(model.tr.s.length);
     expect(stateValueToPath({ leader: 'renewing' })).toBe('leader.renewing');
+  });
+});
+
+describe('viewer input checks (a hand-edited or foreign file gets a clear error, never a dead page)', () => {
+  const META = { kind: 'meta', format: TRACE_FORMAT, nodes: ['n1'], options: {} };
+  const INIT = { t: 0, kind: 'transition', node: 'n1', from: 'start', to: 'follower.reading', event: 'xstate.init', epoch: null };
+  const refusal = (build: () => unknown) => {
+    try {
+      build();
+    } catch (err) {
+      expect(err).toBeInstanceOf(TraceInputError);
+      return (err as Error).message;
+    }
+    throw new Error('accepted');
+  };
+
+  it('refuses a wrongly typed field of a known line kind, naming the line and the field', () => {
+    const violation = { t: 1, kind: 'violation', checker: 'c', message: 'm', nodes: 'n1' };
+    expect(refusal(() => buildViewerHtml([META, INIT, violation]))).toMatch(/^line 3 is not a valid `violation` trace line: nodes: .*expected array/);
+    const text = `${JSON.stringify({ ...META, violatedAssumptions: 'long-pause' })}\n\n${JSON.stringify(INIT)}\n`;
+    expect(refusal(() => buildViewerHtml(text))).toMatch(/^line 1 is not a valid `meta` trace line: violatedAssumptions: /);
+    expect(refusal(() => buildViewerModel([META, { ...INIT, t: '0' }]))).toMatch(/^line 2 .*`transition`.* t: /);
+    // File line numbers count blank lines.
+    expect(refusal(() => buildViewerHtml(`${JSON.stringify(META)}\n\n${JSON.stringify({ ...INIT, node: 7 })}\n`))).toMatch(/^line 3 /);
+  });
+
+  it('refuses a line that is not an object, with its line number', () => {
+    expect(refusal(() => buildViewerHtml(`${JSON.stringify(META)}\nnull\n${JSON.stringify(INIT)}\n`))).toBe('line 2 is not a JSON object (null)');
+    expect(refusal(() => buildViewerHtml(`${JSON.stringify(META)}\n[1]\n`))).toBe('line 2 is not a JSON object (an array)');
+    expect(refusal(() => buildViewerModel([META, 3 as never]))).toBe('line 2 is not a JSON object (number 3)');
+  });
+
+  it('refuses input without a single trace line', () => {
+    for (const input of ['', '\n  \n', '{"name":"some-package","version":"1.0.0"}\n'])
+      expect(refusal(() => buildViewerHtml(input))).toBe('no trace lines (expected meta/transition/inspect lines)');
+    expect(refusal(() => buildViewerModel([]))).toBe('no trace lines (expected meta/transition/inspect lines)');
+  });
+
+  it('still reads what it does not know loosely: unknown kinds, unknown enum values, a foreign meta format', () => {
+    const model = buildViewerModel([
+      { ...META, format: 'fenced-leader-trace/v2' },
+      INIT,
+      { t: 1, kind: 'fault', fault: 'solar-flare', node: 'n1' },
+      { t: 2, kind: 'work', node: 'n1', phase: 'dream', token: 1 },
+      { t: 3, kind: 'someday', whatever: true },
+    ]);
+    expect(model.meta.skipped).toBe(2);
+    expect(model.faults.map((f) => f.k)).toEqual(['solar-flare']);
+  });
+
+  it('never matches a trace transition against a targetless edge (it changes no state)', () => {
+    const model = buildViewerModel(hand);
+    expect(model.chart.edges.some((e) => e.source === 'follower.releasing' && e.event === 'STOP')).toBe(false);
+    expect(model.chart.edges.some((e) => e.source === '' && e.event === 'STOP' && e.target === 'shutdown')).toBe(true);
   });
 });
 
