@@ -9,6 +9,11 @@ export interface Finding {
   readonly t: number;
   readonly message: string;
   readonly nodes?: string[];
+  /**
+   * The finding breaks a promise the protocol makes whatever assumptions the run broke (e.g. rule 2: a node never
+   * wins an epoch it has already seen, store wipe or not): never reported as expected.
+   */
+  readonly unconditional?: boolean;
 }
 
 export interface Violation extends Finding {
@@ -64,7 +69,40 @@ export function leaderIntervals(trace: readonly TraceLine[]): LeaderInterval[] {
   return out.sort((a, b) => a.start - b.start || (a.node < b.node ? -1 : 1));
 }
 
-/** 1. No two nodes ever hold the same epoch. */
+export interface Win {
+  readonly t: number;
+  readonly node: string;
+  readonly incarnation: number | undefined;
+  readonly epoch: number;
+  /** The highest epoch this node (this incarnation) had seen before the win, from its previous transition line. */
+  readonly seenBefore: number | undefined;
+}
+
+/**
+ * Every acquisition (a transition into `leader` from outside it, with an epoch), with what the winner had seen
+ * before it. Rule 2 promises a node never acquires at or below the highest epoch it has seen, so a win with
+ * `seenBefore >= epoch` breaks the protocol whatever happened to the store.
+ */
+export function wins(trace: readonly TraceLine[]): Win[] {
+  const highest = new Map<string, number>();
+  const out: Win[] = [];
+  for (const l of trace) {
+    if (l.kind !== 'transition') continue;
+    const key = `${l.node}#${l.incarnation ?? 0}`;
+    if (isLeaderState(l.to) && !isLeaderState(l.from) && l.epoch !== null) {
+      out.push({ t: l.t, node: l.node, incarnation: l.incarnation, epoch: l.epoch, seenBefore: highest.get(key) });
+    }
+    if (l.highestEpochSeen !== undefined) highest.set(key, Math.max(highest.get(key) ?? Number.NEGATIVE_INFINITY, l.highestEpochSeen));
+  }
+  return out;
+}
+
+const seenAlready = (w: Win) => w.seenBefore !== undefined && w.seenBefore >= w.epoch;
+
+/**
+ * 1. No two nodes ever hold the same epoch. A store that lost its data excuses a second holder only if that node had
+ * never seen the epoch (rule 2): a win at or below the winner's own highest epoch seen is never excused.
+ */
 export const oneLeaderPerEpoch: Checker = {
   name: 'one-leader-per-epoch',
   description: 'no two nodes ever hold the same epoch',
@@ -72,35 +110,75 @@ export const oneLeaderPerEpoch: Checker = {
   check(trace) {
     const holder = new Map<number, string>();
     const out: Finding[] = [];
-    for (const l of trace) {
-      if (l.kind !== 'transition' || !isLeaderState(l.to) || isLeaderState(l.from) || l.epoch === null) continue;
-      const prev = holder.get(l.epoch);
-      if (prev !== undefined && prev !== l.node) {
-        out.push({ t: l.t, message: `epoch ${l.epoch} won by ${l.node} although ${prev} already held it`, nodes: [prev, l.node] });
+    for (const w of wins(trace)) {
+      const prev = holder.get(w.epoch);
+      if (prev !== undefined && prev !== w.node) {
+        const seen = seenAlready(w);
+        out.push({
+          t: w.t,
+          message: `epoch ${w.epoch} won by ${w.node} although ${prev} already held it${seen ? ` (and ${w.node} had already seen epoch ${w.seenBefore}: rule 2 broken, no store wipe excuses it)` : ''}`,
+          nodes: [prev, w.node],
+          ...(seen ? { unconditional: true } : {}),
+        });
       }
-      holder.set(l.epoch, l.node);
+      holder.set(w.epoch, w.node);
     }
     return out;
   },
 };
 
-/** 2. The resource never accepts a token lower than one it already accepted (what fencing buys unconditionally). */
+/**
+ * 2. The resource never accepts a token lower than one it already accepted (what fencing buys unconditionally), nor
+ * a token from one holder after it accepted the same token from another (two terms under one epoch). The second is
+ * expected only after a store wipe, and only if the later of the two holdings was won by a node that had never seen
+ * the epoch (rule 2); a holder is a node and incarnation (resource lines carry the incarnation).
+ */
 export const fencedWritesMonotone: Checker = {
   name: 'fenced-writes-monotone',
-  description: 'the resource never accepts a token lower than one it already accepted',
-  assumptions: [],
+  description: 'the resource never accepts a token lower than one it accepted, nor one token from two holders',
+  assumptions: ['store-data-loss'],
   check(trace) {
+    const allWins = wins(trace);
+    /** The win of `epoch` by this holder that its write at `t` was made under (the latest one before it). */
+    const winOf = (node: string, incarnation: number | undefined, epoch: number, t: number) => {
+      let found: Win | undefined;
+      for (const w of allWins) {
+        if (w.t > t) break;
+        if (w.node === node && w.epoch === epoch && (incarnation === undefined || w.incarnation === undefined || w.incarnation === incarnation)) found = w;
+      }
+      return found;
+    };
+    const holderName = (node: string, incarnation: number | undefined) => (incarnation === undefined ? node : `${node}#${incarnation}`);
+    const sameHolder = (a: { node: string; incarnation?: number }, b: { node: string; incarnation?: number }) =>
+      a.node === b.node && (a.incarnation === undefined || b.incarnation === undefined || a.incarnation === b.incarnation);
     let high = Number.NEGATIVE_INFINITY;
-    let highNode = '';
+    let highLine: TraceLineOf<'resource'> | undefined;
     const out: Finding[] = [];
     for (const l of trace) {
       if (l.kind !== 'resource' || !l.accepted) continue;
       if (l.token < high) {
-        out.push({ t: l.t, message: `resource accepted token ${l.token} from ${l.node} after accepting ${high} from ${highNode}`, nodes: [l.node, highNode] });
-      } else {
-        high = l.token;
-        highNode = l.node;
+        out.push({
+          t: l.t,
+          message: `resource accepted token ${l.token} from ${l.node} after accepting ${high} from ${highLine?.node}`,
+          nodes: [l.node, highLine?.node ?? ''],
+          unconditional: true,
+        });
+        continue;
       }
+      if (l.token === high && highLine && !sameHolder(l, highLine)) {
+        const a = winOf(highLine.node, highLine.incarnation, l.token, highLine.t);
+        const b = winOf(l.node, l.incarnation, l.token, l.t);
+        const later = a && b ? (a.t > b.t ? a : b) : undefined;
+        const seen = later !== undefined && seenAlready(later);
+        out.push({
+          t: l.t,
+          message: `resource accepted token ${l.token} from ${holderName(l.node, l.incarnation)} after accepting it from ${holderName(highLine.node, highLine.incarnation)}: two holders of one epoch${seen ? ` (${later.node} won it at ${fmt(later.t)} ms having already seen epoch ${later.seenBefore}: rule 2 broken)` : ''}`,
+          nodes: [highLine.node, l.node],
+          ...(seen ? { unconditional: true } : {}),
+        });
+      }
+      high = l.token;
+      highLine = l;
     }
     return out;
   },
@@ -131,6 +209,16 @@ export const realTimeExclusivity: Checker = {
     return out;
   },
 };
+
+/** Timers fire at the first real instant a node's clock reaches the deadline: allow for rounding, not for lateness. */
+const DEADLINE_SLACK_MS = 1e-6;
+
+/** The last instant of the run (the meta line's duration, or the last timed line). */
+function runEnd(trace: readonly TraceLine[]): number {
+  let last = 0;
+  for (const l of trace) if ('t' in l && l.kind !== 'violation') last = Math.max(last, l.t);
+  return Math.max(last, Number(metaOf(trace)?.options.durationMs ?? 0));
+}
 
 interface Span {
   start: number;
@@ -172,8 +260,21 @@ export const selfFencing: Checker = {
     const last = new Map<string, Transition>();
     const pauses = pausesByNode(trace);
     const out: Finding[] = [];
+    const frozenThrough = (node: string, from: number, to: number) => (pauses.get(node) ?? []).some((p) => p.start <= from && p.end >= to);
+    /** A leader interval must end by the deadline of its last leader transition (the machine's own deadline). */
+    const checkEnd = (prev: Transition | undefined, node: string, end: number, how: string) => {
+      if (!prev || !isLeaderState(prev.to) || typeof prev.deadlineT !== 'number') return;
+      if (end <= prev.deadlineT + DEADLINE_SLACK_MS || frozenThrough(node, prev.deadlineT, end)) return;
+      out.push({
+        t: end,
+        message: `${node} (epoch ${prev.epoch}) stayed in ${prev.to} until ${fmt(end)} ms (${how}), ${fmt(end - prev.deadlineT)} ms past its deadline at ${fmt(prev.deadlineT)} ms, without having been paused`,
+        nodes: [node],
+      });
+    };
     for (const l of trace) {
       if (l.kind === 'transition') {
+        const prev = last.get(l.node);
+        if (prev && isLeaderState(prev.to) && !isLeaderState(l.to)) checkEnd(prev, l.node, l.t, `left on ${l.event}`);
         last.set(l.node, l);
         if (isLeaderState(l.to) && l.localTime !== undefined && typeof l.deadlineAt === 'number' && l.localTime > l.deadlineAt) {
           const deadlineT = l.deadlineT ?? l.t;
@@ -201,36 +302,155 @@ export const selfFencing: Checker = {
         }
       }
     }
+    const end = runEnd(trace);
+    for (const [node, prev] of last) if (isLeaderState(prev.to)) checkEnd(prev, node, end, 'the end of the run');
     return out;
   },
 };
 
-/** 5. Once every fault has healed, some node leads within the derived bound (see livenessBoundMs). */
+interface TailTiming {
+  readonly timing: SimTiming;
+  /** Failover bound (livenessBoundMs with the slowest clock in the run). */
+  readonly bound: number;
+  /** Real time of the last fault line (the last heal). */
+  readonly healed: number;
+  readonly end: number;
+  readonly maxLatencyMs: number;
+  readonly fastest: number;
+  readonly slowest: number;
+}
+
+function tailTiming(trace: readonly TraceLine[]): TailTiming | undefined {
+  const meta = metaOf(trace);
+  if (!meta) return undefined;
+  const o = meta.options as Record<string, any>;
+  const timing: SimTiming = {
+    leaseDurationMs: o.leaseDurationMs,
+    renewDeadlineMs: o.renewDeadlineMs,
+    retryPeriodMs: o.retryPeriodMs,
+    maxDriftRate: o.maxDriftRate,
+    requestTimeoutMs: o.requestTimeoutMs,
+  };
+  const slowest = Math.min(Number(o.slowestClockRate ?? 1), 1 - timing.maxDriftRate);
+  const fastest = Math.max(Number(o.fastestClockRate ?? 1), 1 + timing.maxDriftRate);
+  const maxLatencyMs = Number(o.maxLatencyMs ?? 0);
+  let healed = 0;
+  for (const l of trace) if (l.kind === 'fault') healed = Math.max(healed, l.t);
+  return { timing, bound: livenessBoundMs(timing, maxLatencyMs, slowest), healed, end: runEnd(trace), maxLatencyMs, fastest, slowest };
+}
+
+/**
+ * 5. Once every fault has healed, some node leads within the derived bound (see livenessBoundMs), and from then to
+ * the end of the run no gap without a leader is longer than that bound (a leader that steps down in a fault-free
+ * tail must be replaced as fast as after a fault).
+ */
 export const liveness: Checker = {
   name: 'liveness',
-  description: 'after faults heal, a leader exists within the liveness bound',
+  description: 'after faults heal, a leader exists within the liveness bound, and every later leaderless gap is shorter than it',
   assumptions: ['slow-network'],
   check(trace) {
-    const meta = metaOf(trace);
-    if (!meta) return [];
-    const o = meta.options as Record<string, any>;
-    const timing: SimTiming = {
-      leaseDurationMs: o.leaseDurationMs,
-      renewDeadlineMs: o.renewDeadlineMs,
-      retryPeriodMs: o.retryPeriodMs,
-      maxDriftRate: o.maxDriftRate,
-      requestTimeoutMs: o.requestTimeoutMs,
-    };
-    const slowest = Math.min(Number(o.slowestClockRate ?? 1), 1 - timing.maxDriftRate);
-    const bound = livenessBoundMs(timing, Number(o.maxLatencyMs ?? 0), slowest);
-    let healed = 0;
-    for (const l of trace) if (l.kind === 'fault') healed = Math.max(healed, l.t);
+    const tt = tailTiming(trace);
+    if (!tt) return [];
+    const { bound, healed, end } = tt;
     const deadline = healed + bound;
-    if (Number(o.durationMs ?? 0) < deadline) return [];
-    const ok = leaderIntervals(trace).some((i) => i.start <= deadline && i.end > healed);
-    return ok
-      ? []
-      : [{ t: deadline, message: `no leader within ${fmt(bound)} ms after the last fault healed at ${fmt(healed)} ms` }];
+    if (end < deadline) return [];
+    const out: Finding[] = [];
+    const flag = (gapStart: number, gapEnd: number) => {
+      if (gapEnd - gapStart <= bound) return;
+      out.push({
+        t: gapStart + bound,
+        message:
+          gapStart === healed
+            ? `no leader within ${fmt(bound)} ms after the last fault healed at ${fmt(healed)} ms`
+            : `no leader for ${gapEnd >= end ? `the last ${fmt(gapEnd - gapStart)} ms of the run` : `${fmt(gapEnd - gapStart)} ms`} from ${fmt(gapStart)} ms (after the last fault healed at ${fmt(healed)} ms), longer than the failover bound ${fmt(bound)} ms`,
+      });
+    };
+    // Walk the union of leader intervals from the heal on: every gap in it, and the one up to the end, is judged.
+    let coveredUntil = healed;
+    for (const i of leaderIntervals(trace)) {
+      if (i.end <= coveredUntil) continue;
+      if (i.start > coveredUntil) flag(coveredUntil, i.start);
+      coveredUntil = i.end;
+    }
+    if (coveredUntil < end) flag(coveredUntil, end);
+    return out;
+  },
+};
+
+type FenceReason = 'deadline-passed' | 'lease-lost' | 'higher-epoch' | 'unknown';
+
+/** Why a transition into `fenced` happened: the machine's own reason when recorded, else inferred from the event. */
+export function fenceReasonOf(l: Transition): FenceReason | undefined {
+  if (l.to !== 'fenced') return undefined;
+  if (l.fenceReason) return l.fenceReason as FenceReason;
+  if (l.event === 'renew.deadline') return 'deadline-passed';
+  if (l.from.startsWith('leader') && l.event.startsWith('xstate.after')) return 'deadline-passed';
+  if (l.from === 'candidate' && l.event === 'lease.written') return 'deadline-passed';
+  return 'unknown';
+}
+
+/**
+ * Whether a leader can keep renewing on this network without faults: one renewal cycle (a round trip, the retry
+ * period, the next round trip, all on the leader's clock) fits in the renew deadline, and a round trip beats the
+ * request timeout. Runs whose timing does not are not judged for stability.
+ */
+export function renewalsSustainable(tt: Pick<TailTiming, 'timing' | 'maxLatencyMs' | 'fastest'>): boolean {
+  const rtt = 2 * tt.maxLatencyMs * tt.fastest;
+  const t = tt.timing;
+  return t.retryPeriodMs + 2 * rtt + 1 < t.renewDeadlineMs && rtt + 1 < (t.requestTimeoutMs ?? t.retryPeriodMs);
+}
+
+/**
+ * 7. Stability: in the fault-free tail (after the last fault line), once a leader is established — it won, or renewed
+ * with a request sent after the heal — no new epoch is won and no node fences because its deadline passed. Judged
+ * only from transition lines: a win is a transition into `leader`; a renewal's request start is `deadlineAt −
+ * renewDeadlineMs` on the node's clock, which was at most `(localTime − that) / slowest` real ms before the line.
+ * Only runs whose timing can sustain renewals on their network are judged (see renewalsSustainable).
+ */
+export const stability: Checker = {
+  name: 'stability',
+  description: 'in the fault-free tail, an established leader keeps its lease: no new epoch, no deadline fencing',
+  assumptions: ['slow-network'],
+  check(trace) {
+    const tt = tailTiming(trace);
+    if (!tt || !renewalsSustainable(tt)) return [];
+    const { healed, timing, slowest } = tt;
+    const out: Finding[] = [];
+    let established: { node: string; t: number; epoch: number | null; start: number } | undefined;
+    const leaderSince = new Map<string, number>();
+    for (const l of trace) {
+      if (l.kind !== 'transition') continue;
+      const was = isLeaderState(l.from);
+      const is = isLeaderState(l.to);
+      if (is && !was) leaderSince.set(l.node, l.t);
+      const since = leaderSince.get(l.node);
+      if (!is) leaderSince.delete(l.node);
+      if (l.t < healed) continue;
+      if (!established) {
+        if (!is || l.event !== 'lease.written' || typeof l.deadlineAt !== 'number' || l.localTime === undefined) continue;
+        const sentAgoLocal = l.localTime - (l.deadlineAt - timing.renewDeadlineMs);
+        if (l.t - Math.max(0, sentAgoLocal) / slowest < healed) continue;
+        established = { node: l.node, t: l.t, epoch: l.epoch, start: since ?? l.t };
+        continue;
+      }
+      if (is && !was) {
+        out.push({
+          t: l.t,
+          message: `${l.node} won epoch ${l.epoch} at ${fmt(l.t)} ms in the fault-free tail (last fault at ${fmt(healed)} ms), although ${established.node} had established epoch ${established.epoch} at ${fmt(established.t)} ms`,
+          nodes: [established.node, l.node],
+        });
+        continue;
+      }
+      const ownsTerm = l.from === 'candidate' || (was && since !== undefined && (since >= established.t || (l.node === established.node && since === established.start)));
+      if (ownsTerm && fenceReasonOf(l) === 'deadline-passed') {
+        out.push({
+          t: l.t,
+          message: `${l.node} (epoch ${l.epoch}) fenced at ${fmt(l.t)} ms because its deadline passed, in the fault-free tail (last fault at ${fmt(healed)} ms) after epoch ${established.epoch} was established at ${fmt(established.t)} ms: it could not renew`,
+          nodes: [l.node],
+        });
+      }
+    }
+    return out;
   },
 };
 
@@ -257,7 +477,7 @@ export const epochMonotoneView: Checker = {
   },
 };
 
-/** The election checkers, in the order of the issue. Extend with your own (e.g. task checkers) by concatenation. */
+/** The election checkers, in the order of the issue (stability added in review). Extend with your own (e.g. task checkers) by concatenation. */
 export const defaultCheckers: readonly Checker[] = [
   oneLeaderPerEpoch,
   fencedWritesMonotone,
@@ -265,6 +485,7 @@ export const defaultCheckers: readonly Checker[] = [
   selfFencing,
   liveness,
   epochMonotoneView,
+  stability,
 ];
 
 export function runCheckers(trace: readonly TraceLine[], checkers: readonly Checker[] = defaultCheckers): Violation[] {
@@ -272,7 +493,10 @@ export function runCheckers(trace: readonly TraceLine[], checkers: readonly Chec
   const out: Violation[] = [];
   for (const c of checkers) {
     const expected = c.assumptions.some((a) => violated.has(a));
-    for (const f of c.check(trace)) out.push({ ...f, checker: c.name, expected });
+    for (const f of c.check(trace)) {
+      const { unconditional, ...rest } = f;
+      out.push({ ...rest, checker: c.name, expected: expected && unconditional !== true });
+    }
   }
   return out;
 }

@@ -18,10 +18,26 @@ export type FaultSpec =
   /** Message loss / duplication on every store link for `durationMs`. */
   | { kind: 'loss'; at: number; durationMs: number; requestLoss: number; replyLoss: number; duplicate: number }
   /** The store forgets everything (a Redis without persistence restarting). */
-  | { kind: 'store-wipe'; at: number };
+  | { kind: 'store-wipe'; at: number }
+  /**
+   * Every write the node sends to the protected resource during `durationMs` sits `delayMs` longer in the network
+   * (a queue on the resource link): it lands well past the node's deadline. Within the assumptions — network delay
+   * is not one — so fencing must reject such a write once a successor has written.
+   */
+  | {
+      kind: 'resource-delay';
+      at: number;
+      node: number;
+      durationMs: number;
+      delayMs: number;
+      /** `leader`: hit whichever node is in `leader` at `at` (a nemesis aimed at the leader; `node` if none leads). */
+      target?: 'leader';
+      /** Also cut the node from the store (both ways) for this long from `at`, long enough to lose the lease. */
+      cutMs?: number;
+    };
 
 export type FaultKind = FaultSpec['kind'];
-export const FAULT_CLASSES = ['partition', 'skew', 'drift', 'pause', 'crash', 'loss'] as const;
+export const FAULT_CLASSES = ['partition', 'skew', 'drift', 'pause', 'crash', 'loss', 'delay'] as const;
 export type FaultClass = (typeof FAULT_CLASSES)[number] | 'wipe';
 
 export interface SimTiming {
@@ -217,7 +233,9 @@ export function generateScenario(seed: number, o: GenerateOptions = {}): Scenari
   const count = Math.round(((o.faultRate ?? 12) * durationMs) / 60_000);
   const faults: FaultSpec[] = [];
   const busyUntil = new Array<number>(nodes).fill(0);
-  const pool: FaultClass[] = [...classes];
+  // Resource-link delays are drawn from a stream of their own (below), so adding them left every other fault of a
+  // seed as it was.
+  const pool: FaultClass[] = classes.filter((c) => c !== 'delay');
   if (classes.length > 0 && o.faults !== undefined && o.faults !== 'all' && (o.faults as readonly string[]).includes('wipe')) pool.push('wipe');
   for (let n = 0; n < count && pool.length > 0 && faultEnd > 0; n++) {
     const cls = rng.pick(pool);
@@ -262,6 +280,25 @@ export function generateScenario(seed: number, o: GenerateOptions = {}): Scenari
     }
     if ('node' in f && 'durationMs' in f) busyUntil[node] = at + f.durationMs + 1;
     faults.push(f);
+  }
+  if (classes.includes('delay')) {
+    // About as many as of each other class: every write the node sends in the window lands a lease or more late;
+    // mostly aimed at the leader and paired with a cut from the store, so a successor writes before they land.
+    const drng = new Rng(seed ^ 0x0de1a7ed);
+    const n = Math.round(((o.faultRate ?? 12) * durationMs) / 60_000 / FAULT_CLASSES.length);
+    for (let i = 0; i < n && faultEnd > 600; i++) {
+      const at = Math.floor(drng.range(500, faultEnd - 100));
+      const maxDur = Math.max(1, faultEnd - at);
+      const aimed = drng.chance(0.75);
+      faults.push({
+        kind: 'resource-delay',
+        at,
+        node: drng.int(0, nodes - 1),
+        durationMs: Math.min(maxDur, Math.floor(drng.range(200, 4000))),
+        delayMs: Math.floor(drng.range(timing.renewDeadlineMs + timing.leaseDurationMs, 4 * timing.leaseDurationMs)),
+        ...(aimed ? { target: 'leader' as const, cutMs: Math.min(maxDur, Math.floor(drng.range(1.5, 3) * timing.leaseDurationMs)) } : {}),
+      });
+    }
   }
   if (agents) {
     // Agents on hosts nodes.., with their own clocks and faults, from a separate random stream.

@@ -441,6 +441,7 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
         deadlineT: leader ? host.clock.realAt(ctx.deadlineAt) : null,
         highestEpochSeen: ctx.highestEpochSeen,
         incarnation,
+        ...(path === 'fenced' && ctx.fenceReason ? { fenceReason: ctx.fenceReason } : {}),
       });
       host.lastPath = path;
     };
@@ -476,7 +477,8 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
       ...processContext(host, incarnation, clock),
       elector,
       writeResource: (token, claimedT) => {
-        sched.at(sched.now + latency(), -1, 0, () => {
+        const delayedMs = resourceDelay(host.index, sched.now);
+        sched.at(sched.now + latency() + delayedMs, -1, 0, () => {
           let accepted = true;
           if (scenario.fencing) {
             try {
@@ -486,7 +488,17 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
             }
           }
           if (accepted) resourceHigh = Math.max(resourceHigh, token);
-          emit({ t: sched.now, kind: 'resource', node: host.nodeId, token, accepted, highWater: scenario.fencing ? guard.highWater : resourceHigh, claimedT });
+          emit({
+            t: sched.now,
+            kind: 'resource',
+            node: host.nodeId,
+            token,
+            accepted,
+            highWater: scenario.fencing ? guard.highWater : resourceHigh,
+            claimedT,
+            incarnation,
+            ...(delayedMs > 0 ? { delayedMs } : {}),
+          });
         });
       },
     };
@@ -497,6 +509,15 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
     if (!observed()) {
       throw new Error('the simulator saw no initial snapshot through xstate Actor#update; this xstate release is not supported (the lock file pins the tested one)');
     }
+  }
+
+  /** Resource-delay faults as they struck (the node resolved at their start when aimed at the leader). */
+  const delays: Array<{ index: number; from: number; to: number; delayMs: number }> = [];
+  /** Extra time a write the node sends now sits in its resource-link queue (resource-delay faults). */
+  function resourceDelay(index: number, now: number): number {
+    let extra = 0;
+    for (const d of delays) if (d.index === index && d.from <= now && now < d.to) extra = Math.max(extra, d.delayMs);
+    return extra;
   }
 
   function crash(host: Host): void {
@@ -620,6 +641,24 @@ export async function simulate(scenario: Scenario, options: SimulateOptions = {}
         });
         break;
       }
+      case 'resource-delay':
+        faultEvent(f.at, () => {
+          const leader = f.target === 'leader' ? hosts.find((h) => h.index < scenario.nodes && h.alive && h.lastPath.startsWith('leader')) : undefined;
+          const h = leader ?? host!;
+          delays.push({ index: h.index, from: f.at, to: f.at + f.durationMs, delayMs: f.delayMs });
+          emit({ t: sched.now, kind: 'fault', fault: 'resource-delay', node: h.nodeId, durationMs: f.durationMs, detail: { delayMs: f.delayMs, ...(f.target ? { target: f.target } : {}) } });
+          if (f.cutMs !== undefined) {
+            h.cutTo++;
+            h.cutFrom++;
+            emit({ t: sched.now, kind: 'fault', fault: 'partition', node: h.nodeId, durationMs: f.cutMs, detail: { direction: 'both', with: 'resource-delay' } });
+            faultEvent(f.at + f.cutMs, () => {
+              h.cutTo--;
+              h.cutFrom--;
+              emit({ t: sched.now, kind: 'fault', fault: 'heal', node: h.nodeId, detail: { of: 'partition', direction: 'both' } });
+            });
+          }
+        });
+        break;
       case 'store-wipe':
         faultEvent(f.at, () => {
           store.wipe();

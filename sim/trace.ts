@@ -40,6 +40,8 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
     highestEpochSeen: z.number().optional(),
     /** Simulator only: counts restarts of the node; a crash loses the memory of the previous incarnation. */
     incarnation: z.number().optional(),
+    /** Simulator only, on transitions into `fenced`: the machine's reason (`deadline-passed`, `lease-lost`, `higher-epoch`). */
+    fenceReason: z.string().optional(),
   }),
   z.object({
     ...base,
@@ -55,7 +57,7 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
   z.object({
     ...base,
     kind: z.literal('fault'),
-    fault: z.enum(['partition', 'heal', 'pause', 'resume', 'crash', 'restart', 'clock-jump', 'drift', 'loss', 'store-wipe']),
+    fault: z.enum(['partition', 'heal', 'pause', 'resume', 'crash', 'restart', 'clock-jump', 'drift', 'loss', 'store-wipe', 'resource-delay']),
     node: z.string().optional(),
     /** How long the fault lasts (if scheduled with an end), and fault-specific details. */
     durationMs: z.number().optional(),
@@ -70,6 +72,10 @@ export const traceLineSchema = z.discriminatedUnion('kind', [
     highWater: z.number(),
     /** Simulator only: real time at which the writer claimed the token (assertLeader) for this write. */
     claimedT: z.number().optional(),
+    /** Simulator only: the writer's incarnation (a holder is a node and incarnation; a restart is a new holder). */
+    incarnation: z.number().optional(),
+    /** Simulator only: extra ms the write sat in the node's resource-link queue (a `resource-delay` fault). */
+    delayedMs: z.number().optional(),
   }),
   z.object({
     ...base,

@@ -60,6 +60,19 @@ function faultArb(nodes: number, windowMs: number, t: SimTiming, clocks: readonl
       replyLoss: fc.double({ min: 0, max: 0.6, noNaN: true }),
       duplicate: fc.double({ min: 0, max: 0.4, noNaN: true }),
     }),
+    // A node's writes to the resource sit in a network queue well past its deadline (within the assumptions), mostly
+    // aimed at the leader and paired with a cut from the store long enough to lose the lease: the dangerous case
+    // fencing exists for (a successor writes before the queued writes land).
+    fc
+      .record({
+        kind: fc.constant('resource-delay' as const),
+        at,
+        node,
+        durationMs: dur(3000),
+        delayMs: fc.integer({ min: t.renewDeadlineMs + t.leaseDurationMs, max: 4 * t.leaseDurationMs + t.renewDeadlineMs }),
+        aim: fc.option(fc.integer({ min: Math.ceil(1.5 * t.leaseDurationMs), max: 3000 + t.leaseDurationMs }), { freq: 4 }),
+      })
+      .map(({ aim, ...f }): FaultSpec => (aim === null ? f : { ...f, target: 'leader', cutMs: aim })),
   ];
   if (b.wipe) kinds.push(fc.record({ kind: fc.constant('store-wipe' as const), at }));
   return fc.oneof(...kinds);

@@ -1,10 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { assign } from 'xstate';
-import { generateScenario } from '../../sim/scenario.js';
+import { generateScenario, type Scenario } from '../../sim/scenario.js';
 import { simulate } from '../../sim/simulator.js';
 import { electionMachine } from '../../src/machines/electionMachine.js';
 import { scenarioArb, timingArbWith } from '../properties/arbitraries.js';
+import { hunt, renewWithNullVersion, mutants as reviewMutants, withLaxFenceGuard } from './mutantsHelpers.js';
 
 // Be your own sceptic: break the protocol on purpose (same machine definition, one action or guard swapped through
 // provide(), nothing in src/ touched) and check that the property run turns red, and which checker catches it.
@@ -114,4 +115,94 @@ describe('mutants of the protocol are caught by the property run', () => {
     );
     expect(out.failed).toBe(false);
   }, 300_000);
+});
+
+// Review findings: mutants the checkers used to miss. Each is now caught within the assumptions, by the checker named.
+describe('review mutants are caught', () => {
+  const unexpected = (r: { violations: { checker: string; expected: boolean }[] }) => [...new Set(r.violations.filter((v) => !v.expected).map((v) => v.checker))];
+
+  it('renewal sent with expectedVersion null (the leader can never renew): caught by stability, fault-free', async () => {
+    // Fault-free, 3 nodes, 20 s. The correct machine keeps one leader (1 epoch); the mutant's renewals always
+    // conflict, it is fenced at every renew deadline and leadership rotates through a new epoch every ~1.5 s.
+    const s: Scenario = generateScenario(3, { nodes: 3, durationMs: 20_000, faults: 'none' });
+    const good = await simulate(s, { traceStore: false });
+    const bad = await simulate(s, { traceStore: false, machine: renewWithNullVersion });
+    expect(good.stats.epochs).toBe(1);
+    expect(good.violations).toEqual([]);
+    expect(bad.stats.epochs).toBeGreaterThan(8);
+    expect(unexpected(bad)).toEqual(['stability']);
+  }, 120_000);
+
+  it('acquisition ignoring highestEpochSeen (rule 2): after a wipe, a node that saw epoch 1 wins it again — unexpected, not excused', async () => {
+    // n1 leads epoch 1, n2 follows (highestEpochSeen 1). n1 claims its token and is paused 300 ms (< the 384 ms
+    // margin) before its write goes out; the store is wiped meanwhile; n2 acquires.
+    const s0 = generateScenario(1, { nodes: 2, durationMs: 8000, faults: 'none' });
+    const s: Scenario = { ...s0, faults: [{ kind: 'pause', at: 2960, node: 0, durationMs: 300 }, { kind: 'store-wipe', at: 3000 }] };
+    const lateN1 = (r: Awaited<ReturnType<typeof simulate>>) => {
+      const res = r.trace.filter((l) => l.kind === 'resource') as Array<{ node: string; token: number; accepted: boolean }>;
+      const firstN2 = res.findIndex((l) => l.node === 'n2');
+      return res.slice(firstN2).filter((l) => l.node === 'n1');
+    };
+    const good = await simulate(s);
+    expect(lateN1(good).every((l) => !l.accepted), 'correct machine: n2 holds epoch 2, n1’s late write is rejected').toBe(true);
+    expect(unexpected(good)).toEqual([]);
+    const bad = await simulate(s, { machine: reviewMutants.ignoreHighestEpochSeen });
+    expect(lateN1(bad).some((l) => l.accepted && l.token === 1), 'mutant: n1’s late token-1 write is accepted after n2’s').toBe(true);
+    expect(unexpected(bad).sort()).toEqual(['fenced-writes-monotone', 'one-leader-per-epoch']);
+  }, 120_000);
+
+  it('a FenceGuard that admits lower tokens: caught by fenced-writes-monotone within the assumptions (resource-delay faults)', async () => {
+    const within = await withLaxFenceGuard(() => hunt(undefined, { runs: 120 }));
+    expect(within.caughtAt, 'caught within 120 within-assumption scenarios').not.toBeNull();
+    expect(within.checkers).toContain('fenced-writes-monotone');
+  }, 300_000);
+
+  // Rule 5 is rarely exercised by random schedules: aim at it. Near-zero margin, a renewal reply lost, then the
+  // leader cut from the store: adopting the ambiguous renewal must not extend the deadline.
+  it('deadline extended when adopting an ambiguous renewal (rule 5): targeted schedules (lost renewal reply, then the leader cut)', async () => {
+    const scenarioFor = (seed: number): Scenario => {
+      const s0 = generateScenario(seed, {
+        nodes: 2,
+        durationMs: 8000,
+        faults: 'none',
+        timing: { leaseDurationMs: 1000, renewDeadlineMs: 980, retryPeriodMs: 50, maxDriftRate: 0, requestTimeoutMs: 100 },
+        minLatencyMs: 1,
+        maxLatencyMs: 20,
+      });
+      const T = 2000 + ((seed * 37) % 500);
+      return {
+        ...s0,
+        faults: [
+          { kind: 'loss', at: T, durationMs: 60 + (seed % 5) * 20, requestLoss: 0, replyLoss: 0.7, duplicate: 0 },
+          { kind: 'partition', at: T + 150 + (seed % 7) * 30, node: seed % 2, durationMs: 2000, direction: 'to-store' },
+        ],
+      };
+    };
+    let caughtAt = 0;
+    for (let seed = 90; seed <= 150 && caughtAt === 0; seed++) {
+      const r = await simulate(scenarioFor(seed), { traceStore: false, machine: reviewMutants.adoptExtendsDeadline });
+      if (unexpected(r).includes('real-time-exclusivity')) caughtAt = seed;
+    }
+    expect(caughtAt, 'the mutant overlaps a successor on a targeted schedule').toBeGreaterThan(0);
+    // The correct machine on the same targeted schedules: nothing.
+    for (let seed = 90; seed <= caughtAt; seed++) expect(unexpected(await simulate(scenarioFor(seed), { traceStore: false }))).toEqual([]);
+  }, 300_000);
+
+  it('mutant table: each review mutant over 120 within-assumption scenarios, then 120 beyond (with wipes) if missed', async () => {
+    const rows: string[] = [];
+    const caught: Record<string, string[]> = {};
+    for (const [name, m] of Object.entries({ ...reviewMutants, renewWithNullVersion })) {
+      if (name === 'adoptExtendsDeadline') continue; // random schedules miss it: the targeted test above
+      const a = await hunt(m, { runs: 120 });
+      const b = a.caughtAt ? undefined : await hunt(m, { runs: 120, broken: true });
+      caught[name] = a.checkers.length ? a.checkers : (b?.checkers ?? []);
+      rows.push(`${name}: within ${a.caughtAt ?? 'missed'} ${a.checkers.join(',')}${b ? ` | beyond ${b.caughtAt ?? 'missed'} ${b.checkers.join(',')}` : ''}`);
+    }
+    console.log(rows.join('\n'));
+    expect(caught.acquireWithoutIncrement).toContain('one-leader-per-epoch');
+    expect(caught.wallClockExpiry).toContain('real-time-exclusivity');
+    expect(caught.noDeadlineTimer).toContain('self-fencing');
+    expect(caught.renewWithNullVersion).toContain('stability');
+    expect(caught.ignoreHighestEpochSeen).toContain('one-leader-per-epoch');
+  }, 600_000);
 });
