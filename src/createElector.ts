@@ -210,7 +210,6 @@ export function createElector(input: ElectorOptions = {}): Elector {
    * successor overlap work this node started.
    */
   const stepDown = async (type: 'STOP' | 'RESIGN'): Promise<void> => {
-    const intent = ++intents;
     let release = true;
     for (;;) {
       const generation = term.generation;
@@ -218,12 +217,11 @@ export function createElector(input: ElectorOptions = {}): Elector {
       if (term.generation === generation || !actor.getSnapshot().matches('leader')) break;
     }
     actor.send({ type, release });
-    // campaign() called while this resign() was winding down is the caller's later wish: stand again after the release.
-    if (type === 'RESIGN' && intents !== intent && standAfterResign) actor.send({ type: 'STAND' });
   };
-  /** Counts resign()/stop()/campaign() calls, so a step-down can tell whether campaign() came after it began. */
+  /** Counts resign()/stop()/campaign() calls: a resign() learns whether campaign() was the last wish made meanwhile. */
   let intents = 0;
-  let standAfterResign = false;
+  let lastIntent: 'campaign' | 'resign' | 'stop' | undefined;
+  const campaignedSince = (intent: number): boolean => intents !== intent && lastIntent === 'campaign';
 
   const whenState = (predicate: () => boolean): Promise<void> =>
     new Promise((resolve) => {
@@ -256,6 +254,8 @@ export function createElector(input: ElectorOptions = {}): Elector {
       return elector;
     },
     async stop() {
+      intents++;
+      lastIntent = 'stop';
       if (!started) {
         // Never started: end without ever standing (no await before the STOP, so no store reply can be handled).
         started = true;
@@ -273,6 +273,8 @@ export function createElector(input: ElectorOptions = {}): Elector {
     },
     async resign() {
       if (actor.getSnapshot().status !== 'active') return;
+      const intent = ++intents;
+      lastIntent = 'resign';
       await stepDown('RESIGN');
       await whenState(() => {
         const s = actor.getSnapshot();
@@ -281,10 +283,13 @@ export function createElector(input: ElectorOptions = {}): Elector {
           !(s.matches('leader') || s.matches('candidate') || s.matches({ follower: 'releasing' }) || s.matches({ follower: 'checkingRelease' }))
         );
       });
+      // campaign() called while this resign() was under way is the caller's later wish: stand again, now that the
+      // step-down (and the release) is done, so this call still resolves.
+      if (campaignedSince(intent)) actor.send({ type: 'STAND' });
     },
     campaign() {
       intents++;
-      standAfterResign = true;
+      lastIntent = 'campaign';
       actor.send({ type: 'STAND' });
     },
     state,

@@ -43,6 +43,11 @@ export function timingIssues(t: TimingOptions): OptionIssue[] {
     while (!safe(minLease, t.renewDeadlineMs)) minLease++;
     let maxDeadline = Math.max(0, Math.ceil((t.leaseDurationMs * slowest) / fastest));
     while (maxDeadline > 0 && !safe(t.leaseDurationMs, maxDeadline)) maxDeadline--;
+    // Only fixes the schema accepts too: a lease above the timer cap, or a deadline below 1 ms, is no fix.
+    const fixes: string[] = [];
+    if (minLease <= MAX_TIMER_MS) fixes.push(`Raise leaseDurationMs to at least ${minLease}`);
+    if (maxDeadline >= 1) fixes.push(`${fixes.length ? 'lower' : 'Lower'} renewDeadlineMs to at most ${maxDeadline}`);
+    if (fixes.length === 0) fixes.push('Choose a leaseDurationMs well above renewDeadlineMs (the defaults are 15000 and 10000)');
     const [deadlineSide, leaseSide] = distinct(t.renewDeadlineMs * fastest, t.leaseDurationMs * slowest);
     issues.push({
       path: 'renewDeadlineMs',
@@ -50,8 +55,7 @@ export function timingIssues(t: TimingOptions): OptionIssue[] {
       message:
         `renewDeadlineMs × (1 + maxDriftRate) = ${deadlineSide} must be below ` +
         `leaseDurationMs × (1 − maxDriftRate) = ${leaseSide}, or a follower could take the lease ` +
-        `while the old leader still believes it leads. Raise leaseDurationMs to at least ${minLease}` +
-        (maxDeadline >= 1 ? ` or lower renewDeadlineMs to at most ${maxDeadline}.` : '.'),
+        `while the old leader still believes it leads. ${fixes.join(' or ')}.`,
       maximum: maxDeadline,
     });
   }

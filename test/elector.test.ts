@@ -627,6 +627,41 @@ describe('stepping down while a request is in flight', () => {
     await resigned;
   });
 
+  it('campaign() after stop() during an acquisition does not revive the node: it still shuts down without leading', async () => {
+    const { clock, electors, links, shared } = cluster(1);
+    const e = electors[0]!;
+    links[0]!.slow = { clock, delayMs: 50 };
+    links[0]!.plan.push({ op: 'write', mode: 'slow' }); // the acquisition is answered 50 ms later
+    await startAll(electors, clock);
+    expect(e.state()).toBe('candidate');
+    const stopping = e.stop();
+    await clock.advance(1); // STOP delivered: the candidate waits for the acquisition's outcome
+    e.campaign(); // e.g. a health loop re-asserting candidacy
+    await clock.advance(100);
+    await stopping;
+    expect(e.state()).toBe('shutdown');
+    expect(shared.readSync(KEY)!.value).toMatchObject({ holder: null, epoch: 1 });
+  });
+
+  it('resign() during an acquisition, then campaign(): resign() resolves after the release, then the node stands again', async () => {
+    const { clock, electors, links, shared } = cluster(1);
+    const e = electors[0]!;
+    links[0]!.slow = { clock, delayMs: 50 };
+    links[0]!.plan.push({ op: 'write', mode: 'slow' });
+    await startAll(electors, clock);
+    expect(e.state()).toBe('candidate');
+    let resigned = false;
+    void e.resign().then(() => {
+      resigned = true;
+    });
+    e.campaign();
+    await clock.advance(100);
+    expect(resigned).toBe(true);
+    expect(shared.readSync(KEY)!.value).toMatchObject({ holder: null, epoch: 1 });
+    await clock.advance(3 * timing.leaseDurationMs);
+    expect(e.fencingToken()).toBe(2);
+  });
+
   it('campaign() called while resign() winds down is the later wish: the node stands again', async () => {
     const { clock, electors } = cluster(1);
     const e = electors[0]!;
@@ -734,6 +769,13 @@ describe('options', () => {
       // ... and so must "lower renewDeadlineMs to at most M" (= issue.maximum).
       expect(issuesOf(() => parseTiming({ ...t, renewDeadlineMs: Number(maxDeadline) })).filter((i) => i.code === 'timing_unsafe'), `${JSON.stringify(t)} deadline ${maxDeadline}`).toEqual([]);
     }
+  });
+
+  it('never names a fix beyond the timer cap', () => {
+    const base = { store: new MemoryLeaseStore(), renewDeadlineMs: 2_140_000_000, retryPeriodMs: 1000, requestTimeoutMs: 1000 };
+    const issue = issuesOf(() => createElector({ ...base, leaseDurationMs: 2_147_000_000 })).find((i) => i.code === 'timing_unsafe')!;
+    expect(issue.message).not.toMatch(/Raise leaseDurationMs/);
+    expect(issuesOf(() => createElector({ ...base, leaseDurationMs: 2_147_000_000, renewDeadlineMs: issue.maximum! }))).toEqual([]);
   });
 
   it('rejects a misspelt timing option instead of silently running on the default', () => {

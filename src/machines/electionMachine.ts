@@ -340,7 +340,8 @@ export const electionMachine = setup({
   initial: 'follower',
   on: {
     STOP: { target: '.shutdown' },
-    STAND: { actions: 'startStanding' },
+    // Once stop() has been asked for, nothing makes the node stand again (it would win and never shut down).
+    STAND: { guard: not('stopRequested'), actions: 'startStanding' },
     RESIGN: { actions: 'stopStanding' },
   },
   states: {
