@@ -191,9 +191,15 @@ function faultSpans(trace: readonly TraceLine[], scenario: Scenario, slowest: nu
   const add = (node: string, span: Span) => out.set(node, [...(out.get(node) ?? []), span]);
   for (const f of scenario.faults) {
     if (f.kind === 'clock-jump') continue;
+    // Aimed at whoever leads when it strikes: its store cut is taken from the trace below, on the node it hit.
+    if (f.kind === 'resource-delay' && f.target === 'leader') continue;
     const node = 'node' in f ? `n${f.node + 1}` : '*';
     if ('node' in f && f.node >= scenario.nodes) continue;
     add(node, { start: f.at, end: f.at + ('durationMs' in f ? f.durationMs : 0) });
+  }
+  for (const l of trace) {
+    if (l.kind !== 'fault' || l.fault !== 'partition' || (l.detail as { with?: unknown } | undefined)?.with !== 'resource-delay') continue;
+    add(l.node ?? '*', { start: l.t, end: l.t + (l.durationMs ?? 0) });
   }
   for (const l of agentLines(trace)) {
     if (l.event !== 'stall') continue;

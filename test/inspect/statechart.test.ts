@@ -37,12 +37,12 @@ describe('statechart from electionMachine', () => {
     // Targetless transitions stay where they are and shadow handlers further up: a second stop() while releasing.
     const targetless = chart.edges.filter((e) => e.targetless).map((e) => `${e.source}:${e.event}${e.guard ? `[${e.guard}]` : ''}`);
     expect(targetless.sort()).toEqual(
-      [':STAND', ':RESIGN', 'follower.releasing:STOP', 'follower.checkingRelease:STOP', 'candidate:STOP[releaseRequested]', 'leader:renew.deadline'].sort(),
+      [':STAND[!stopRequested]', ':RESIGN', 'follower.releasing:STOP', 'follower.checkingRelease:STOP', 'candidate:STOP[releaseRequested]', 'leader:renew.deadline'].sort(),
     );
     expect(chart.edges.filter((e) => e.targetless).every((e) => e.target === e.source && e.label.endsWith('(no target)'))).toBe(true);
     const mermaid = toMermaid(chart);
     expect(mermaid).toContain('follower_releasing --> follower_releasing : STOP (no target)');
-    expect(mermaid).toContain('anyState --> anyState : STAND (no target)');
+    expect(mermaid).toContain('anyState --> anyState : STAND [!stopRequested] (no target)');
     expect(statechartDoc(chart)).toContain('| `follower.releasing` | `STOP` |  | (no target: actions only, stays) |');
     // The viewer draws them dashed, and never matches a trace transition (a state change) against them.
     const svg = statechartSvg(layoutStatechart(chart));

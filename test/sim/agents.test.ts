@@ -120,6 +120,14 @@ describe('stale agents detected within the bound', () => {
     const paused = { ...scenario, faults: [{ kind: 'pause' as const, at: 1200, node: 0, durationMs: 300 }] };
     expect(staleDetectionBound.check([meta(paused), lead(10, 'n1', 1), beat(1000, 5)])).toEqual([]);
   });
+  it('a store cut that a resource-delay fault aimed at the leader excuses the node it hit, not the one the scenario names', () => {
+    // The scenario names node 0 (n1), but an aimed fault strikes whoever leads when it fires: here n2, cut from the store.
+    const aimed = { ...scenario, faults: [{ kind: 'resource-delay' as const, at: 1200, node: 0, durationMs: 300, delayMs: 2000, target: 'leader' as const, cutMs: 3000 }] };
+    const cut: TraceLine = { t: 1200, kind: 'fault', fault: 'partition', node: 'n2', durationMs: 3000, detail: { direction: 'both', with: 'resource-delay' } } as TraceLine;
+    expect(staleDetectionBound.check([meta(aimed), lead(10, 'n2', 1), beat(1000, 5), cut])).toEqual([]);
+    // Without the cut line (the fault missed, say) the leader had no excuse, and naming n1 in the scenario gives none.
+    expect(staleDetectionBound.check([meta(aimed), lead(10, 'n2', 1), beat(1000, 5)])).toHaveLength(1);
+  });
   it('a stall whose node crashed before it ended (begin line only) still excuses the leader for its planned length', () => {
     const begin = ag(800, 'n1', 'stall', { detail: { since: 800, plannedMs: 5000, begin: true } });
     expect(staleDetectionBound.check([meta(), lead(10, 'n1', 1), beat(1000, 5), begin])).toEqual([]);
