@@ -4,7 +4,7 @@ import { agentScenarioArb } from './agentsArbitraries.js';
 import { assertAgentsHold } from './agentsCheck.js';
 import { share } from './arbitraries.js';
 
-// Agents and tasks under faults, within the election's assumptions: the six election checkers and the seven agent
+// Agents and tasks under faults, within the election's assumptions: the seven election checkers and the seven agent
 // checkers (no task lost, none completed twice, no requeue from a non-current epoch, detection within the bound, no
 // active or busy agent retired from the index, every active agent indexed at the end, no agent retired before its
 // retention period).

@@ -6,7 +6,7 @@ import { assertNoUnexpectedViolations } from './check.js';
 const runs = share(0.65);
 
 describe('election properties within the stated assumptions', () => {
-  it(`all six checkers hold: drift ≤ maxDriftRate, pauses ≤ margin, any partitions/crashes/loss/jumps (${runs} scenarios)`, async () => {
+  it(`all seven checkers hold (stability too): drift ≤ maxDriftRate, pauses ≤ margin, any partitions/crashes/loss/jumps (${runs} scenarios)`, async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArb({ breakAssumptions: false, wipe: false }), assertNoUnexpectedViolations),
       { numRuns: runs, seed: process.env.FENCED_LEADER_FC_SEED ? Number(process.env.FENCED_LEADER_FC_SEED) : undefined },
