@@ -260,7 +260,9 @@ export const selfFencing: Checker = {
     const last = new Map<string, Transition>();
     const pauses = pausesByNode(trace);
     const out: Finding[] = [];
-    const frozenThrough = (node: string, from: number, to: number) => (pauses.get(node) ?? []).some((p) => p.start <= from && p.end >= to);
+    // The timers a resumed node owes fire at the resume instant, give or take the clock conversion's rounding.
+    const frozenThrough = (node: string, from: number, to: number) =>
+      (pauses.get(node) ?? []).some((p) => p.start <= from && p.end + DEADLINE_SLACK_MS >= to);
     /** A leader interval must end by the deadline of its last leader transition (the machine's own deadline). */
     const checkEnd = (prev: Transition | undefined, node: string, end: number, how: string) => {
       if (!prev || !isLeaderState(prev.to) || typeof prev.deadlineT !== 'number') return;

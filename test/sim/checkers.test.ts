@@ -194,6 +194,23 @@ describe('checker 4: self-fencing', () => {
     ];
     expect(selfFencing.check(pausedThenCrashed)).toEqual([]);
   });
+  it('excuses a node that fences on the instant it resumes, rounding included (CI property seed 340991638)', () => {
+    // Paused mid-renewal: on resume the late reply lands (a deadline already past), and the deadline timer fences a
+    // hair later, from the clock conversion's rounding.
+    const resumed: TraceLine[] = [
+      meta(),
+      tr(40, 'n2', 'candidate', 'leader.holding', 1, { deadlineT: 511 }),
+      tr(113, 'n2', 'leader.holding', 'leader.renewing', 1, { deadlineT: 511 }),
+      { t: 114, kind: 'fault', fault: 'pause', node: 'n2', durationMs: 837 },
+      { t: 951, kind: 'fault', fault: 'resume', node: 'n2' },
+      tr(951, 'n2', 'leader.renewing', 'leader.holding', 1, { deadlineT: 606.2 }),
+      tr(951.0000000115, 'n2', 'leader.holding', 'fenced', 1),
+    ];
+    expect(selfFencing.check(resumed)).toEqual([]);
+    // Still running a millisecond after the resume is not excused.
+    const lingering = resumed.map((l, i) => (i === resumed.length - 1 ? tr(952, 'n2', 'leader.holding', 'fenced', 1) : l));
+    expect(selfFencing.check(lingering)).toHaveLength(1);
+  });
   it('passes claims before the deadline', () => {
     const good = [meta(), tr(0, 'n1', 'candidate', 'leader.holding', 1, { deadlineAt: 600 }), { t: 500, kind: 'work', node: 'n1', phase: 'claim', token: 1, localTime: 500 } as TraceLine];
     expect(selfFencing.check(good)).toEqual([]);
