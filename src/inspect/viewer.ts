@@ -19,6 +19,8 @@ export interface FaultSpan {
   /** End time; equal to `a` for an instantaneous fault (clock jump). */
   b: number;
   d: string;
+  /** Set on a partition that came with another fault: `resource-delay` for the store cut paired with a resource delay. */
+  w?: string;
 }
 
 export interface ViolationMark {
@@ -49,8 +51,12 @@ export interface ViewerModel {
   /** Transitions, sorted by time: t, node, from, to, event (dictionary indices), epoch (-1 = none). */
   tr: { t: number[]; n: number[]; f: number[]; s: number[]; e: number[]; ep: number[] };
   faults: FaultSpan[];
-  /** Fenced writes at the resource: t, node, token, accepted (1/0), high-water mark, time of the claim (-1 = unknown). */
-  res: { t: number[]; n: number[]; tok: number[]; ok: number[]; hw: number[]; ct: number[] };
+  /**
+   * Fenced writes at the resource: t, node, token, accepted (1/0), high-water mark, time of the claim (-1 = unknown);
+   * `dl` lists the writes that sat in a resource-link queue (a `resource-delay` fault): index into the arrays, and
+   * how long (`delayedMs`), so the write left the node at t − ms.
+   */
+  res: { t: number[]; n: number[]; tok: number[]; ok: number[]; hw: number[]; ct: number[]; dl: { i: number[]; ms: number[] } };
   /**
    * Leader work at the nodes (`work` lines), sorted by time: t, node, phase (see WORK_PHASES), token, and for a claim
    * the fate of the fenced write made with it (1 accepted, 0 rejected, -1 no write seen). `send` lines are left out.
@@ -287,7 +293,7 @@ function modelOf(input: readonly Json[], title: string): ViewerModel {
   let meta: Json | undefined;
   const transitions: { t: number; n: number; f: number; s: number; e: number; ep: number; seq: number }[] = [];
   const inspectRoots: Json[] = [];
-  const writes: { t: number; n: number; tok: number; ok: number; hw: number; ct: number }[] = [];
+  const writes: { t: number; n: number; tok: number; ok: number; hw: number; ct: number; dl: number }[] = [];
   const faultLines: Json[] = [];
   const violations: ViolationMark[] = [];
   let storeMessages = 0;
@@ -345,6 +351,7 @@ function modelOf(input: readonly Json[], title: string): ViewerModel {
           ok: line.accepted ? 1 : 0,
           hw: line.highWater,
           ct: typeof line.claimedT === 'number' ? line.claimedT : -1,
+          dl: typeof line.delayedMs === 'number' && line.delayedMs > 0 ? line.delayedMs : 0,
         });
         break;
       case 'work':
@@ -435,6 +442,7 @@ function modelOf(input: readonly Json[], title: string): ViewerModel {
     }
     const span: FaultSpan = { n, k: kind, a: f.t, b: f.t, d: detail };
     if (onAgent) span.g = agentIndex.get(who)!;
+    if (kind === 'partition' && typeof f.detail?.with === 'string') span.w = f.detail.with;
     if (typeof f.durationMs === 'number') span.b = f.t + f.durationMs;
     else if (kind === 'partition' || kind === 'pause' || kind === 'crash') {
       span.b = end;
@@ -496,6 +504,7 @@ function modelOf(input: readonly Json[], title: string): ViewerModel {
       ok: writes.map((w) => w.ok),
       hw: writes.map((w) => w.hw),
       ct: writes.map((w) => w.ct),
+      dl: delayedWrites(writes),
     },
     work,
     agents,
@@ -503,6 +512,18 @@ function modelOf(input: readonly Json[], title: string): ViewerModel {
     // Targetless transitions change no state, so no trace transition is ever one of them.
     chart: { edges: chart.edges.filter((e) => !e.targetless).map((e) => ({ source: e.source, target: e.target, event: e.event })) },
   };
+}
+
+/** The writes that sat in a resource-link queue: their indices (in time order) and delays. */
+function delayedWrites(writes: readonly { dl: number }[]): ViewerModel['res']['dl'] {
+  const dl = { i: [] as number[], ms: [] as number[] };
+  writes.forEach((w, i) => {
+    if (w.dl > 0) {
+      dl.i.push(i);
+      dl.ms.push(w.dl);
+    }
+  });
+  return dl;
 }
 
 /** Agent lines → lanes: record states (active/stale/gone), heartbeats, claims, completions, requeues with their notes. */

@@ -96,8 +96,19 @@ export const VIEWER_CLIENT_JS = String.raw`
   var FAULT = {
     partition: { c: '#4263eb', label: 'partition' }, pause: { c: '#fab005', label: 'pause' }, crash: { c: '#212529', label: 'crash' },
     loss: { c: '#9775fa', label: 'message loss' }, 'clock-jump': { c: '#be4bdb', label: 'clock jump' }, drift: { c: '#be4bdb', label: 'drift change' },
-    'store-wipe': { c: '#c92a2a', label: 'store wipe' }
+    'store-wipe': { c: '#c92a2a', label: 'store wipe' }, 'resource-delay': { c: '#0c8599', label: 'resource link delayed' }
   };
+  // A resource-delay fault: the node's writes to the protected resource sit in a queue; aimed at the leader it comes
+  // with a store cut (a partition whose detail says with: resource-delay), drawn and named as such.
+  var RDELAY_C = FAULT['resource-delay'].c, CUT_LABEL = 'store cut (with resource delay)';
+  var faultName = function (f) {
+    if (f.w === 'resource-delay') return CUT_LABEL;
+    if (f.k === 'resource-delay') return 'resource link delayed';
+    return f.k;
+  };
+  var RDL = (D.res && D.res.dl) || { i: [], ms: [] };
+  var delayOf = {};
+  for (var di = 0; di < RDL.i.length; di++) delayOf[RDL.i[di]] = RDL.ms[di];
   var topOf = D.states.map(function (s) { return s.split('.')[0]; });
   var stateColor = D.states.map(function (s, i) { return SUB[s] || TOP[topOf[i]] || '#dee2e6'; });
   var statePrio = topOf.map(function (s) { return PRIO[s] === undefined ? 0 : PRIO[s]; });
@@ -208,6 +219,7 @@ export const VIEWER_CLIENT_JS = String.raw`
   $('summary').innerHTML =
     '<b>' + NN + '</b> nodes · <b>' + fmtDuration(D.end - D.start) + '</b> · <b>' + N.toLocaleString() + '</b> transitions · epochs up to <b>' + maxEpoch + '</b>' +
     ' · fenced writes <b>' + accepted.toLocaleString() + '</b> accepted / <b' + (rejected ? ' class="bad"' : '') + '>' + rejected.toLocaleString() + '</b> rejected' +
+    (RDL.i.length ? ' (<b>' + RDL.i.length.toLocaleString() + '</b> delayed in the resource link)' : '') +
     (WK.t.length ? ' · <b>' + claims.toLocaleString() + '</b> token claims' : '') +
     (NA ? ' · <b>' + NA + '</b> agents, tasks claimed <b>' + agCount.claim + '</b> / completed <b>' + agCount.complete + '</b> / requeued <b' + (agCount.requeue ? ' class="bad"' : '') + '>' + agCount.requeue + '</b>' + (RET.length ? ' · <b>' + RET.length + '</b> retired from the index' : '') : '') +
     ' · <b>' + D.faults.length + '</b> faults · <span' + (D.violations.length ? ' class="bad"' : '') + '>' + D.violations.length + ' violations</span>' +
@@ -220,7 +232,9 @@ export const VIEWER_CLIENT_JS = String.raw`
   var legend = '';
   Object.keys(TOP).forEach(function (s) { legend += '<span class="sw" style="background:' + TOP[s] + '"></span>' + s; });
   Object.keys(FAULT).forEach(function (f) { legend += '<span class="sw" style="background:' + FAULT[f].c + ';opacity:.5"></span>' + FAULT[f].label; });
+  if (D.faults.some(function (f) { return f.w === 'resource-delay'; })) legend += '<span class="sw" style="background:' + FAULT.partition.c + ';opacity:.5;border-top:3px dashed ' + RDELAY_C + '"></span>' + CUT_LABEL;
   legend += '<span class="sw" style="background:#2f9e44"></span>accepted write<span class="sw" style="background:#e03131"></span>rejected write / violation';
+  if (RDL.i.length) legend += '<span class="sw" style="background:#e03131;border:2px solid ' + RDELAY_C + ';width:10px"></span>delayed write (line: sent → arrived)';
   if (WK.t.length) legend += '<span class="sw" style="background:#1f2933;width:3px"></span>token claim (assertLeader)<span class="sw" style="background:#e03131;width:3px"></span>claim whose write was rejected';
   if (AG.sweeps.t.length) legend += '<span class="sw" style="background:#7048e8;width:6px"></span>sweep<span class="sw" style="background:#e03131;width:6px"></span>refused sweep';
   if (NA) {
@@ -508,7 +522,9 @@ export const VIEWER_CLIENT_JS = String.raw`
   Object.keys(FAULT).forEach(function (f) {
     var p = document.createElement('canvas'); p.width = 8; p.height = 8;
     var c = p.getContext('2d'); c.strokeStyle = FAULT[f].c; c.lineWidth = 2; c.globalAlpha = 0.75;
-    c.beginPath(); c.moveTo(0, 8); c.lineTo(8, 0); c.stroke();
+    c.beginPath();
+    if (f === 'resource-delay') { c.moveTo(0, 4); c.lineTo(8, 4); } else { c.moveTo(0, 8); c.lineTo(8, 0); }
+    c.stroke();
     hatch[f] = ctx.createPattern(p, 'repeat');
   });
 
@@ -532,7 +548,11 @@ export const VIEWER_CLIENT_JS = String.raw`
     var a = Math.max(LABEL_W, xOf(f.a)), b = Math.min(W - 8, xOf(f.b));
     if (f.b > f.a && b - a >= 1) {
       c.globalAlpha = 0.55; c.fillStyle = hatch[f.k] || info.c; c.fillRect(a, y, b - a, h);
-      c.globalAlpha = 1; c.fillStyle = info.c; c.fillRect(a, y, b - a, 3);
+      c.globalAlpha = 1; c.fillStyle = info.c;
+      // A resource delay's solid edge sits just under the top one, so the store cut that comes with it stays visible.
+      if (f.k === 'resource-delay') c.fillRect(a, y + 3, b - a, 3);
+      else c.fillRect(a, y, b - a, 3);
+      if (f.w === 'resource-delay') { c.fillStyle = RDELAY_C; for (var cx = a + 8; cx < b; cx += 12) c.fillRect(cx, y, Math.min(4, b - cx), 3); }
     } else {
       c.fillStyle = info.c; c.fillRect(a - 1, y - 2, 2.5, h + 4);
       c.beginPath(); c.moveTo(a - 4, y - 3); c.lineTo(a + 4, y - 3); c.lineTo(a, y + 3); c.fill();
@@ -588,15 +608,17 @@ export const VIEWER_CLIENT_JS = String.raw`
         if (b - a > 26 && term.epoch >= 0) c.fillText('e' + term.epoch, a + 3, y + 15);
       });
     }
-    // Faults.
-    D.faults.forEach(function (f) {
+    // Faults (resource delays last, over the store cut that comes with them).
+    var drawLaneFault = function (f) {
       if (f.b < v0 || f.a > v1) return;
       var info = FAULT[f.k] || { c: '#868e96' };
       var lanes = f.n === -2 ? [] : f.n >= 0 ? [f.n] : nodes.map(function (_, j) { return j; });
       var a = Math.max(LABEL_W, xOf(f.a)), b = Math.min(right, xOf(f.b));
       lanes.forEach(function (ln) { drawFault(c, f, laneTop(ln), LANE_H); });
       if (f.n === -1 && f.k !== 'partition') { c.globalAlpha = 0.4; c.fillStyle = info.c; c.fillRect(a, resTop, Math.max(2, b - a), 4); c.globalAlpha = 1; }
-    });
+    };
+    D.faults.forEach(function (f) { if (f.k !== 'resource-delay') drawLaneFault(f); });
+    D.faults.forEach(function (f) { if (f.k === 'resource-delay') drawLaneFault(f); });
     c.globalAlpha = 1;
     // Orchestrator sweep stalls (thin dashed band under the lane's top edge) and sweeps (small triangles on top).
     AG.stalls.forEach(function (st) {
@@ -651,6 +673,18 @@ export const VIEWER_CLIENT_JS = String.raw`
       c.beginPath(); c.moveTo(xOf(R.ct[r]), laneTop(R.n[r]) + LANE_H); c.lineTo(xOf(R.t[r]), resTop); c.stroke();
     }
     c.setLineDash([]);
+    // Writes that sat in a resource-link queue: a line along the resource lane from the send (t − delayedMs, a dot)
+    // to the arrival, and an outline around the write.
+    c.strokeStyle = RDELAY_C; c.fillStyle = RDELAY_C; c.lineWidth = 2;
+    for (var dq = 0; dq < RDL.i.length; dq++) {
+      var dr = RDL.i[dq], tArr = R.t[dr], tSent = tArr - RDL.ms[dq];
+      if (tArr < v0 || tSent > v1) continue;
+      var dx0 = Math.max(LABEL_W, xOf(tSent)), dx1 = Math.min(right, xOf(tArr)), dy = resTop + RES_H - 8;
+      c.beginPath(); c.moveTo(dx0, dy); c.lineTo(dx1, dy); c.stroke();
+      if (tSent >= v0) c.fillRect(dx0 - 1.5, dy - 3, 3, 6);
+      if (tArr <= v1) c.strokeRect(Math.floor(dx1) - 3, resTop + 1, 7, RES_H - 2);
+    }
+    c.lineWidth = 1;
     // Agent lanes: record state bands, heartbeats (aggregated per pixel), claim/complete ticks, requeue markers.
     for (var g = 0; g < NA; g++) {
       var ay = agentTop(g);
@@ -769,7 +803,7 @@ export const VIEWER_CLIENT_JS = String.raw`
       var j = lastLE(N, function (k) { return T.t[k]; }, t);
       var s = stateIdxAt(lane, j < 0 ? -1 : j), ep = epochAt(lane, j);
       text += '\n' + nodes[lane] + ': ' + (s >= 0 ? D.states[s] : '—') + (ep >= 0 ? ' (epoch ' + ep + ')' : '');
-      D.faults.forEach(function (f) { if ((f.n === lane || f.n === -1) && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + f.k + (f.d ? ' ' + f.d : ''); });
+      D.faults.forEach(function (f) { if ((f.n === lane || f.n === -1) && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + faultName(f) + (f.d ? ' ' + f.d : ''); });
       var wq = lastLE(WK.t.length, function (k) { return WK.t[k]; }, tOf(mx + 3)), shown = 0;
       for (; wq >= 0 && xOf(WK.t[wq]) > mx - 4 && shown < 4; wq--) {
         if (WK.n[wq] !== lane) continue;
@@ -780,7 +814,8 @@ export const VIEWER_CLIENT_JS = String.raw`
       AG.stalls.forEach(function (st) { if (st.n === lane && st.a <= t && st.b >= t) text += '\nsweep stalled since ' + fmtT(st.a); });
     } else if (my >= resTop && my <= resTop + RES_H) {
       var R = D.res, q = lastLE(R.t.length, function (k) { return R.t[k]; }, tOf(mx + 3));
-      if (q >= 0 && Math.abs(xOf(R.t[q]) - mx) < 4) text += '\n' + nodes[R.n[q]] + ' wrote with token ' + R.tok[q] + ': ' + (R.ok[q] ? 'accepted' : 'REJECTED (high-water ' + R.hw[q] + ')') + (R.ct[q] >= 0 ? '\ntoken claimed at ' + fmtT(R.ct[q]) + ' (' + (R.t[q] - R.ct[q]).toFixed(1) + ' ms before)' : '');
+      if (q >= 0 && Math.abs(xOf(R.t[q]) - mx) < 4) text += '\n' + nodes[R.n[q]] + ' wrote with token ' + R.tok[q] + ': ' + (R.ok[q] ? 'accepted' : 'REJECTED (high-water ' + R.hw[q] + ')') + (R.ct[q] >= 0 ? '\ntoken claimed at ' + fmtT(R.ct[q]) + ' (' + (R.t[q] - R.ct[q]).toFixed(1) + ' ms before)' : '') +
+        (delayOf[q] ? '\nDELAYED: sat ' + delayOf[q] + ' ms in the resource-link queue (sent at ' + fmtT(R.t[q] - delayOf[q]) + ')' : '');
     } else if (NA && my >= agentTop(0)) {
       var ag = Math.floor((my - agentTop(0)) / (AG_H + AG_GAP));
       if (ag >= 0 && ag < NA && my - agentTop(ag) <= AG_H) {
@@ -788,7 +823,7 @@ export const VIEWER_CLIENT_JS = String.raw`
         text += '\nagent ' + agents[ag] + ': ' + (sp ? AG_STATE[sp.s] + ' (incarnation ' + sp.inc + ')' : '—');
         var rt2 = retiredAt(ag, t);
         if (rt2) text += ', NOT INDEXED: retired by ' + retiredBy(rt2) + ' at ' + fmtT(rt2.t) + (rt2.back ? ' until ' + fmtT(rt2.back.t) : '');
-        D.faults.forEach(function (f) { if (f.g === ag && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + f.k + (f.d ? ' ' + f.d : ''); });
+        D.faults.forEach(function (f) { if (f.g === ag && f.a <= t && (f.b >= t || Math.abs(xOf(f.a) - mx) < 3)) text += '\n' + faultName(f) + (f.d ? ' ' + f.d : ''); });
         var eq = lastLE(AE.t.length, function (k) { return AE.t[k]; }, tOf(mx + 4)), n2 = 0;
         for (; eq >= 0 && xOf(AE.t[eq]) > mx - 5 && n2 < 6; eq--) if (AE.g[eq] === ag) { n2++; text += '\n' + fmtT(AE.t[eq]) + ' ' + agentEventText(eq); }
       }
@@ -825,6 +860,8 @@ export const VIEWER_CLIENT_JS = String.raw`
     // Canvas geometry in CSS pixels (for tests that read what was drawn): x of a time, top of a node / agent lane.
     geometry: function () { return { dpr: dpr, laneH: LANE_H, agentH: AG_H, resTop: resTop, laneTops: nodes.map(function (_, n) { return laneTop(n); }), agentTops: agents.map(function (_, g) { return agentTop(g); }) }; },
     xOf: function (t) { return xOf(t); },
+    delayedWrites: function () { return RDL.i.map(function (j, q) { return { t: D.res.t[j], node: nodes[D.res.n[j]], token: D.res.tok[j], accepted: D.res.ok[j] === 1, delayedMs: RDL.ms[q], sentT: D.res.t[j] - RDL.ms[q] }; }); },
+    faults: function () { return D.faults.map(function (f) { return { node: f.n >= 0 ? nodes[f.n] : null, kind: f.k, label: faultName(f), from: f.a, to: f.b }; }); },
     claims: function () { var out = []; for (var j = 0; j < WK.t.length; j++) if (WK.ph[j] === 0) out.push({ t: WK.t[j], node: nodes[WK.n[j]], token: WK.tok[j], write: WK.w[j] }); return out; },
     view: function () { return [v0, v1]; },
     readyAt: performance.now(),

@@ -408,6 +408,62 @@ describe.skipIf(!available)('trace viewer in chromium', () => {
     await checkSteps(context, html, liveTransitions);
   });
 
+  it('shades a resource-delay span, names its store cut, and marks the delayed writes the resource rejected', async () => {
+    // A real `fenced-leader sim --seed 4 --seeds 1 --duration 20s` run, cut at 11 s (store messages and `send` work
+    // lines dropped): at 8.43 s a resource delay hits the leader n1 (its writes sit 2122 ms in the resource-link queue)
+    // with a store cut; n3 takes over at epoch 2, and n1's three queued writes land at ~10.6 s and are rejected as stale.
+    const text = readFileSync(new URL('./resourceDelayRun.jsonl', import.meta.url), 'utf8');
+    const lines = text.split('\n').flatMap((l) => (l ? [JSON.parse(l)] : []));
+    const delayedLines = lines.filter((l) => l.kind === 'resource' && typeof l.delayedMs === 'number');
+    expect(delayedLines.length).toBe(3);
+    const delayFault = lines.find((l) => l.kind === 'fault' && l.fault === 'resource-delay')!;
+    expect(delayFault).toMatchObject({ node: 'n1', detail: { target: 'leader' } });
+    const { page } = await open(context, buildViewerHtml(text, 'resource delay (seed 4)'), 'resource-delay-run');
+
+    const legend = await page.textContent('#legend');
+    expect(legend).toContain('resource link delayed');
+    expect(legend).toContain('store cut (with resource delay)');
+    expect(legend).toContain('delayed write');
+    const faults = await page.evaluate(() => (window as any).viewer.faults());
+    expect(faults).toContainEqual({ node: 'n1', kind: 'resource-delay', label: 'resource link delayed', from: 8430, to: 8430 + 724 });
+    expect(faults).toContainEqual(expect.objectContaining({ node: 'n1', kind: 'partition', label: 'store cut (with resource delay)', from: 8430 }));
+    const delayed = await page.evaluate(() => (window as any).viewer.delayedWrites());
+    expect(delayed).toEqual(
+      delayedLines.map((l) => ({ t: l.t, node: 'n1', token: l.token, accepted: false, delayedMs: l.delayedMs, sentT: l.t - l.delayedMs })),
+    );
+    expect(await page.textContent('#summary')).toContain('3 delayed in the resource link');
+
+    // What the canvas shows: the delay's own colour along n1's lane over the span (not on n2's), and on the resource
+    // lane an outline at each delayed write and a line back to its send time; none where no write was delayed.
+    const RDELAY = [12, 133, 153];
+    const geo = await page.evaluate(() => (window as any).viewer.geometry());
+    const xAt = (t: number) => page.evaluate((tt) => (window as any).viewer.xOf(tt), t) as Promise<number>;
+    const [xa, xb] = [await xAt(8430), await xAt(8430 + 724)];
+    expect(await countColour(page, xa + 2, geo.laneTops[0] + 3, xb - xa - 4, 3, RDELAY)).toBeGreaterThan((xb - xa - 4) * 2);
+    expect(await countColour(page, xa + 2, geo.laneTops[1], xb - xa - 4, geo.laneH, RDELAY)).toBe(0);
+    const first = delayed[0] as { t: number; sentT: number };
+    const xArr = await xAt(first.t);
+    expect(await countColour(page, xArr - 5, geo.resTop, 10, 30, RDELAY)).toBeGreaterThan(20);
+    const xMid = await xAt((first.sentT + first.t) / 2);
+    expect(await countColour(page, xMid - 10, geo.resTop, 20, 30, RDELAY)).toBeGreaterThan(15);
+    expect(await countColour(page, (await xAt(4000)) - 20, geo.resTop, 40, 30, RDELAY)).toBe(0);
+
+    // Hovering: the rejected write says it was delayed; n1's lane names the delay and the cut.
+    const rect = (await (await page.$('#lanes'))!.boundingBox())!;
+    await page.mouse.move(rect.x + xArr + 0.5, rect.y + geo.resTop + 15);
+    const tip = await page.textContent('#tooltip');
+    expect(tip).toContain('n1 wrote with token 1: REJECTED');
+    expect(tip).toMatch(/DELAYED: sat 2122 ms in the resource-link queue \(sent at /);
+    await page.mouse.move(rect.x + (xa + xb) / 2, rect.y + geo.laneTops[0] + 12);
+    const laneTip = await page.textContent('#tooltip');
+    expect(laneTip).toContain('resource link delayed');
+    expect(laneTip).toContain('store cut (with resource delay)');
+    await page.mouse.move(rect.x + xArr + 0.5, rect.y + geo.resTop + 15);
+    const shot = join(ARTIFACTS, 'viewer-resource-delay.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`viewer screenshot (resource delay): ${shot}`);
+  });
+
   it('loads a large trace (10 nodes × 10 simulated minutes) in reasonable time', async () => {
     const lines = syntheticTrace({ nodes: 10, durationMs: 600_000, seed: 7, unsafe: true });
     const built = performance.now();
