@@ -4,8 +4,7 @@ import { RedisLeaseStore } from '../../src/adapters/RedisLeaseStore.js';
 import { testAdapter } from '../../src/adapters/testAdapter.js';
 import { CasMismatchError, CorruptStateError, StoreTimeoutError, StoreUnavailableError } from '../../src/errors.js';
 import { TcpProxy } from '../helpers/tcpProxy.js';
-import { sleep } from './freezeProxy.js';
-import { CLOSED_PORT, probeRedis, REDIS_URL, RUN_ID, requireUnderCi } from './servers.js';
+import { CLOSED_PORT, deleteRedisKeys, probeRedis, REDIS_URL, RUN_ID, requireUnderCi } from './servers.js';
 
 const server = await probeRedis();
 const keyPrefix = `fl-test:${RUN_ID}:`;
@@ -28,12 +27,7 @@ describe.skipIf(!server.ok)('redis store specifics', () => {
   afterAll(async () => {
     await store?.close();
     // Remove everything this run wrote, conformance keys included.
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await admin.del(...keys);
-    } while (cursor !== '0');
+    await deleteRedisKeys(admin, keyPrefix);
     await admin?.quit();
   });
 
@@ -170,42 +164,8 @@ describe.skipIf(!server.ok)('redis store: reconnects and stored data', () => {
     admin = new Redis(REDIS_URL);
   });
   afterAll(async () => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await admin.del(...keys);
-    } while (cursor !== '0');
+    await deleteRedisKeys(admin, keyPrefix);
     await admin?.quit();
-  });
-
-  it('a watcher is notified after the connection drops and comes back, and for writes after that', async () => {
-    const proxy = await TcpProxy.start({ targetHost: redisHost, targetPort: redisPort });
-    const watched = new RedisLeaseStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: `${keyPrefix}rewatch:` });
-    const writer = new RedisLeaseStore({ url: REDIS_URL, keyPrefix: `${keyPrefix}rewatch:` });
-    try {
-      let calls = 0;
-      const off = watched.watch('w', () => {
-        calls += 1;
-      });
-      await expect.poll(() => calls, { timeout: 3000 }).toBe(1); // the subscription is up
-      await sleep(100);
-      const v1 = await writer.compareAndSet('w', null, 1);
-      await expect.poll(() => calls, { timeout: 3000 }).toBe(2);
-      proxy.cut('reset');
-      await sleep(500);
-      const v2 = await writer.compareAndSet('w', v1, 2); // missed while disconnected
-      proxy.heal();
-      await expect.poll(() => calls, { timeout: 6000 }).toBeGreaterThanOrEqual(3);
-      const before = calls;
-      await writer.compareAndSet('w', v2, 3);
-      await expect.poll(() => calls, { timeout: 3000 }).toBeGreaterThan(before);
-      off();
-    } finally {
-      await watched.close();
-      await writer.close();
-      await proxy.close();
-    }
   });
 
   it('reports a stored value that is not JSON as CorruptStateError naming the key, not a raw SyntaxError', async () => {

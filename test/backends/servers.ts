@@ -102,3 +102,13 @@ export function requireUnderCi(name: string, probe: Probe): boolean {
 function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
+
+/** Deletes every key under `prefix` (SCAN, not KEYS: the server may hold other data). */
+export async function deleteRedisKeys(admin: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await admin.del(...keys);
+  } while (cursor !== '0');
+}

@@ -8,7 +8,7 @@ import { PostgresLeaseStore } from '../../src/adapters/PostgresLeaseStore.js';
 import { RedisLeaseStore } from '../../src/adapters/RedisLeaseStore.js';
 import { TcpProxy } from '../helpers/tcpProxy.js';
 import { sleep } from './freezeProxy.js';
-import { DATABASE_URL, ETCD_ENDPOINTS, type Probe, probeEtcd, probePostgres, probeRedis, REDIS_URL, RUN_ID } from './servers.js';
+import { DATABASE_URL, deleteRedisKeys, ETCD_ENDPOINTS, type Probe, probeEtcd, probePostgres, probeRedis, REDIS_URL, RUN_ID } from './servers.js';
 
 const ETCD = ETCD_ENDPOINTS[0]!;
 const PG_SCHEMA = `fl_wo_${RUN_ID}`;
@@ -44,12 +44,11 @@ const cases: Array<{ name: string; server: Probe; port: number; make: (port?: nu
   },
 ];
 
-describe('watch() started while the server is unreachable', () => {
+describe('watch() across outages', () => {
   afterAll(async () => {
     if (redis.ok) {
       const r = new Redis(REDIS_URL);
-      const keys = await r.keys(`${REDIS_PREFIX}*`);
-      if (keys.length) await r.del(...keys);
+      await deleteRedisKeys(r, REDIS_PREFIX);
       await r.quit();
     }
     if (postgres.ok) {
@@ -91,5 +90,38 @@ describe('watch() started while the server is unreachable', () => {
         await proxy.close();
       }
     });
+  }
+
+  for (const c of cases) {
+    // PostgreSQL's LISTEN connection comes back on its reconnect backoff (several seconds), hence the long waits.
+    it.skipIf(!c.server.ok)(`${c.name}: a watcher is called after the connection drops and comes back (a write missed meanwhile), and for writes after that`, async () => {
+      const proxy = await TcpProxy.start({ targetPort: c.port });
+      const writer = c.make();
+      await writer.read('warm');
+      const watched = c.make(proxy.port);
+      let calls = 0;
+      const off = watched.watch!('rw', () => {
+        calls += 1;
+      });
+      try {
+        await expect.poll(() => calls, { timeout: 5000 }).toBe(1); // the subscription is up
+        await sleep(100);
+        const v1 = await writer.compareAndSet('rw', null, 1);
+        await expect.poll(() => calls, { timeout: 3000 }).toBe(2);
+        proxy.cut('reset');
+        await sleep(500);
+        const v2 = await writer.compareAndSet('rw', v1, 2); // missed while disconnected
+        proxy.heal();
+        await expect.poll(() => calls, { timeout: 12_000 }).toBeGreaterThanOrEqual(3);
+        const before = calls;
+        await writer.compareAndSet('rw', v2, 3);
+        await expect.poll(() => calls, { timeout: 3000 }).toBeGreaterThan(before);
+      } finally {
+        off();
+        await watched.close();
+        await writer.close();
+        await proxy.close();
+      }
+    }, 30_000);
   }
 });
