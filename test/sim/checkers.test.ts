@@ -38,6 +38,17 @@ const tr = (t: number, node: string, from: string, to: string, epoch: number | n
 
 const res = (t: number, node: string, token: number, accepted = true): TraceLine => ({ t, kind: 'resource', node, token, accepted, highWater: token });
 
+/** n1 wins epoch 1, n2 sees it, the store is wiped, and n2 (same incarnation) wins epoch 1 again: rule 2 broken. */
+function wipedAndRewon(): TraceLine[] {
+  return [
+    meta({}, ['store-data-loss']),
+    tr(0, 'n1', 'candidate', 'leader.holding', 1, { highestEpochSeen: 1, incarnation: 0 }),
+    tr(50, 'n2', 'follower.reading', 'follower.waiting', null, { highestEpochSeen: 1, incarnation: 0 }),
+    { t: 3000, kind: 'fault', fault: 'store-wipe' } as TraceLine,
+    tr(3200, 'n2', 'candidate', 'leader.holding', 1, { highestEpochSeen: 1, incarnation: 0 }),
+  ];
+}
+
 describe('checker 1: one leader per epoch', () => {
   it('flags two nodes holding the same epoch', () => {
     const bad = [meta(), tr(0, 'n1', 'candidate', 'leader.holding', 3), tr(500, 'n1', 'leader.holding', 'fenced', 3), tr(2000, 'n2', 'candidate', 'leader.holding', 3)];
@@ -52,13 +63,7 @@ describe('checker 1: one leader per epoch', () => {
     expect(runCheckers(bad, [oneLeaderPerEpoch])[0]?.expected).toBe(true);
   });
   it('never excuses a win of an epoch the winner had already seen (rule 2), wipe or not (review)', () => {
-    const bad = [
-      meta({}, ['store-data-loss']),
-      tr(0, 'n1', 'candidate', 'leader.holding', 1, { highestEpochSeen: 1, incarnation: 0 }),
-      tr(50, 'n2', 'follower.reading', 'follower.waiting', null, { highestEpochSeen: 1, incarnation: 0 }),
-      { t: 3000, kind: 'fault', fault: 'store-wipe' } as TraceLine,
-      tr(3200, 'n2', 'candidate', 'leader.holding', 1, { highestEpochSeen: 1, incarnation: 0 }),
-    ];
+    const bad = wipedAndRewon();
     const found = runCheckers(bad, [oneLeaderPerEpoch]);
     expect(found).toHaveLength(1);
     expect(found[0]!.expected).toBe(false);
@@ -107,11 +112,7 @@ describe('checker 2: fenced writes are monotone', () => {
   });
   it('the whole review history: only unexpected findings, from both checkers', () => {
     const trace = [
-      meta({}, ['store-data-loss']),
-      tr(0, 'n1', 'candidate', 'leader.holding', 1, { highestEpochSeen: 1, incarnation: 0 }),
-      tr(50, 'n2', 'follower.reading', 'follower.waiting', null, { highestEpochSeen: 1, incarnation: 0 }),
-      { t: 3000, kind: 'fault', fault: 'store-wipe' } as TraceLine,
-      tr(3200, 'n2', 'candidate', 'leader.holding', 1, { highestEpochSeen: 1, incarnation: 0 }),
+      ...wipedAndRewon(),
       res(3210, 'n2', 1),
       res(3290, 'n1', 1),
       res(3300, 'n2', 1),
