@@ -201,11 +201,20 @@ export class PostgresLeaseStore implements LeaseStore {
 
   async commit(ops: readonly CommitOp[], options?: CallOptions): Promise<string[]> {
     if (ops.length === 0) return [];
-    for (const op of ops) assertStorableJson(op.key, op.value === undefined ? '' : JSON.stringify(op.value));
+    // A key written twice in one commit keeps its last value; each value is serialised (and checked) once.
+    const lastJson = new Map<string, string>();
+    for (const op of ops) {
+      if (op.value === undefined) assertStorableKey(op.key);
+      else {
+        const json = JSON.stringify(op.value);
+        assertStorableJson(op.key, json);
+        lastJson.set(op.key, json);
+      }
+    }
     return this.withClient('commit', options, async (client) => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.commitOnce(client, ops);
+          return await this.commitOnce(client, ops, lastJson);
         } catch (err) {
           if (CasMismatchError.is(err)) throw err;
           await client.query('ROLLBACK').catch(() => {});
@@ -271,7 +280,7 @@ export class PostgresLeaseStore implements LeaseStore {
     for (const client of [...clients]) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   }
 
-  private async commitOnce(client: pg.PoolClient, ops: readonly CommitOp[]): Promise<string[]> {
+  private async commitOnce(client: pg.PoolClient, ops: readonly CommitOp[], lastJson: ReadonlyMap<string, string>): Promise<string[]> {
     const keys = [...new Set(ops.map((op) => op.key))].sort();
     // Row locks cannot cover a key that is absent, so two commits each requiring a key the other creates to be
     // absent would both pass their checks (write skew). A transaction-level advisory lock per key, taken before the
@@ -292,12 +301,10 @@ export class PostgresLeaseStore implements LeaseStore {
         throw new CasMismatchError(op.key, op.expectedVersion, found);
       }
     }
-    // A key written twice in one commit keeps its last value; every op on it reports the resulting version.
-    const lastValue = new Map<string, Json>();
-    for (const op of ops) if (op.value !== undefined) lastValue.set(op.key, op.value);
+    // Every op on a key written twice reports the resulting version.
     const written = new Map<string, string>();
-    for (const key of [...lastValue.keys()].sort()) {
-      const json = JSON.stringify(lastValue.get(key));
+    for (const key of [...lastJson.keys()].sort()) {
+      const json = lastJson.get(key)!;
       const result = actual.has(key)
         ? await client.query<{ version: string }>(
             `UPDATE ${this.qualified} SET value = $2::jsonb, version = nextval('${this.sequence}'), written_at = now()
